@@ -1,0 +1,38 @@
+// Builds what a fresh clone needs: the C stage (native/) and the bundled CLIs (dist/).
+// Runs from `npm install` / `npm ci` (the "prepare" script) and from `npm run build`.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, chmodSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const dist = join(root, 'dist');
+mkdirSync(dist, { recursive: true });
+
+const cc = process.env.CC ?? 'cc';
+const stageSources = ['native/stage.c'];
+execFileSync(cc, [
+  '-O2', '-g', '-Wall', '-Wextra', '-Werror=implicit-function-declaration',
+  '-Wno-unused-parameter', '-D_GNU_SOURCE', '-std=gnu11',
+  '-fstack-protector-strong', '-D_FORTIFY_SOURCE=2',
+  '-o', join(dist, 'berth-stage'), ...stageSources.map((s) => join(root, s)),
+], { stdio: 'inherit', cwd: root });
+
+const esbuild = await import('esbuild');
+const entries = { 'berth-runtime': 'src/runtime/cli.ts' };
+for (const [name, entry] of Object.entries(entries)) {
+  const outfile = join(dist, `${name}.js`);
+  await esbuild.build({
+    entryPoints: [join(root, entry)],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'esm',
+    minify: false,
+    sourcemap: 'linked',
+    banner: { js: '#!/usr/bin/env node\nimport { createRequire as __berthCreateRequire } from "node:module"; const require = __berthCreateRequire(import.meta.url);' },
+    logLevel: 'warning',
+  });
+  chmodSync(outfile, 0o755);
+}
