@@ -1,0 +1,203 @@
+// berth-runtime: runc's command line over the runtime library.
+import { Command, Option } from 'commander';
+import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { loadCgroup } from './cgroups/index.ts';
+import { DEFAULT_ROOT, Runtime } from './container.ts';
+import { defaultSpec } from './default-spec.ts';
+import { RuntimeError } from './errors.ts';
+import { features } from './features.ts';
+import { parseSignal } from './signals.ts';
+import { OCI_VERSION, statusOf } from './state.ts';
+
+const VERSION = '0.1.0';
+
+interface GlobalOptions {
+  root: string;
+  log?: string;
+  logFormat: 'text' | 'json';
+  debug?: boolean;
+  systemdCgroup?: boolean;
+}
+
+function makeLogger(opts: GlobalOptions) {
+  return (level: 'debug' | 'info' | 'warning' | 'error', message: string): void => {
+    if (opts.log) {
+      const time = new Date().toISOString();
+      const line = opts.logFormat === 'json'
+        ? JSON.stringify({ level: level === 'warning' ? 'warning' : level, msg: message, time })
+        : `time="${time}" level=${level} msg=${JSON.stringify(message)}`;
+      try { appendFileSync(opts.log, `${line}\n`); } catch { /* logging must not fail the operation */ }
+    }
+    if (level === 'error' || level === 'warning' || (level === 'debug' && opts.debug && !opts.log)) {
+      process.stderr.write(level === 'error' ? `berth-runtime: ${message}\n` : `berth-runtime: ${level}: ${message}\n`);
+    }
+  };
+}
+
+function intOption(name: string) {
+  return (value: string): number => {
+    if (!/^\d+$/.test(value)) throw new RuntimeError(`--${name}: expected a non-negative integer, got "${value}"`);
+    return Number(value);
+  };
+}
+
+export function buildProgram(): Command {
+  const program = new Command('berth-runtime');
+  let globals!: GlobalOptions;
+  let runtime!: Runtime;
+  let log!: ReturnType<typeof makeLogger>;
+
+  program
+    .description('Berth\'s OCI runtime: runs OCI bundles with runc\'s command line')
+    .option('--root <dir>', 'directory for container state (tmpfs recommended)', DEFAULT_ROOT)
+    .option('--log <file>', 'write log lines to this file (default: stderr only)')
+    .addOption(new Option('--log-format <format>', 'log format').choices(['text', 'json']).default('text'))
+    .option('--debug', 'verbose logging')
+    .option('--systemd-cgroup', 'use systemd to manage cgroups (not supported)')
+    .option('--criu <path>', 'ignored (checkpointing is not supported)')
+    .option('--rootless <value>', 'ignored: rootless mode is detected')
+    .version(`berth-runtime version ${VERSION}\nspec: ${OCI_VERSION}`, '-v, --version')
+    .showHelpAfterError(false)
+    .hook('preAction', () => {
+      globals = program.opts<GlobalOptions>();
+      log = makeLogger(globals);
+      if (globals.systemdCgroup) throw new RuntimeError('--systemd-cgroup: the systemd cgroup driver is not supported; use cgroupfs paths');
+      runtime = new Runtime({ root: globals.root, debug: globals.debug, log });
+    });
+
+  program.command('spec')
+    .description('write a default config.json into the bundle')
+    .option('-b, --bundle <dir>', 'bundle directory', '.')
+    .option('--rootless', 'a spec for running as an unprivileged user')
+    .action((opts: { bundle: string; rootless?: boolean }) => {
+      const path = join(resolve(opts.bundle), 'config.json');
+      if (existsSync(path)) throw new RuntimeError(`${path} already exists; remove it first`);
+      writeFileSync(path, `${JSON.stringify(defaultSpec({ rootless: opts.rootless }), null, '\t')}\n`);
+    });
+
+  const createOptions = (cmd: Command) => cmd
+    .option('-b, --bundle <dir>', 'bundle directory (holding config.json)', '.')
+    .option('--console-socket <path>', 'unix socket that receives the pty master when process.terminal is true')
+    .option('--pid-file <path>', 'write the init\'s pid to this file')
+    .option('--no-pivot', 'use chroot instead of pivot_root (for ramdisk roots)')
+    .option('--no-new-keyring', 'keep the caller\'s session keyring')
+    .option('--preserve-fds <n>', 'pass this many extra fds (from 3) to the container', intOption('preserve-fds'), 0)
+    .argument('<id>', 'container id');
+
+  type CreateFlags = { bundle: string; consoleSocket?: string; pidFile?: string; pivot: boolean; newKeyring: boolean; preserveFds: number; detach?: boolean };
+  const toCreate = (o: CreateFlags) => ({
+    bundle: o.bundle,
+    consoleSocket: o.consoleSocket,
+    pidFile: o.pidFile,
+    noPivot: o.pivot === false,
+    noNewKeyring: o.newKeyring === false,
+    preserveFds: o.preserveFds,
+  });
+
+  createOptions(program.command('create').description('create a container (its process waits for start)'))
+    .action(async (id: string, o: CreateFlags) => {
+      await runtime.create(id, toCreate(o));
+    });
+
+  createOptions(program.command('run').description('create and start a container; waits for it unless --detach'))
+    .option('-d, --detach', 'return after start')
+    .option('--keep', 'ignored: run always removes the container after it exits in the foreground')
+    .action(async (id: string, o: CreateFlags) => {
+      const code = await runtime.run(id, { ...toCreate(o), detach: o.detach });
+      process.exitCode = code;
+    });
+
+  program.command('start').description('start a created container').argument('<id>')
+    .action((id: string) => runtime.start(id));
+
+  program.command('state').description('print the state of a container as JSON').argument('<id>')
+    .action((id: string) => {
+      process.stdout.write(`${JSON.stringify(runtime.state(id), null, '  ')}\n`);
+    });
+
+  program.command('kill').description('send a signal to the container\'s init (default SIGTERM)')
+    .option('-a, --all', 'send it to every process in the container')
+    .argument('<id>').argument('[signal]', 'signal name or number', 'SIGTERM')
+    .action((id: string, signal: string, o: { all?: boolean }) => runtime.kill(id, parseSignal(signal), o.all));
+
+  program.command('delete').description('delete a container (and its resources)')
+    .option('-f, --force', 'kill it first if it is running')
+    .argument('<id...>')
+    .action((ids: string[], o: { force?: boolean }) => {
+      let failed: Error | undefined;
+      for (const id of ids) {
+        try { runtime.delete(id, o.force); } catch (err) { failed = err as Error; if (ids.length > 1) log('error', (err as Error).message); }
+      }
+      if (failed) { if (ids.length > 1) throw new RuntimeError('some containers could not be deleted'); throw failed; }
+    });
+
+  program.command('list').alias('ls').description('list containers')
+    .addOption(new Option('-f, --format <format>', 'output format').choices(['table', 'json']).default('table'))
+    .option('-q, --quiet', 'only ids')
+    .action((o: { format: string; quiet?: boolean }) => {
+      const list = runtime.list();
+      if (o.quiet) { for (const c of list) process.stdout.write(`${c.id}\n`); return; }
+      if (o.format === 'json') {
+        process.stdout.write(`${JSON.stringify(list.map((c) => ({ ociVersion: c.ociVersion, id: c.id, pid: c.pid ?? 0, status: c.status, bundle: c.bundle, rootfs: c.rootfs, created: c.created, owner: 'root', annotations: c.annotations })))}\n`);
+        return;
+      }
+      const rows = [['ID', 'PID', 'STATUS', 'BUNDLE', 'CREATED', 'OWNER'], ...list.map((c) => [c.id, String(c.pid ?? 0), c.status, c.bundle, c.created, 'root'])];
+      const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+      for (const r of rows) process.stdout.write(`${r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] + 3))).join('')}\n`);
+    });
+
+  program.command('ps').description('list the processes in a container')
+    .addOption(new Option('-f, --format <format>', 'output format').choices(['table', 'json']).default('table'))
+    .argument('<id>').argument('[ps-args...]', 'arguments for ps(1)')
+    .action(async (id: string, psArgs: string[], o: { format: string }) => {
+      const pids = runtime.pids(id);
+      if (o.format === 'json') { process.stdout.write(`${JSON.stringify(pids)}\n`); return; }
+      const { execFileSync } = await import('node:child_process');
+      const out = execFileSync('ps', psArgs.length ? psArgs : ['-ef'], { encoding: 'utf8' }).split('\n');
+      const header = out[0];
+      const pidCol = header.trim().split(/\s+/).indexOf('PID');
+      process.stdout.write(`${header}\n`);
+      for (const line of out.slice(1)) {
+        const cols = line.trim().split(/\s+/);
+        if (pidCol >= 0 && pids.includes(Number(cols[pidCol]))) process.stdout.write(`${line}\n`);
+      }
+    });
+
+  for (const [name, freeze] of [['pause', true], ['resume', false]] as const) {
+    program.command(name).description(freeze ? 'freeze every process of a container' : 'thaw a paused container').argument('<id>')
+      .action((id: string) => {
+        const record = runtime.store.load(id);
+        if (statusOf(runtime.store, record) === 'stopped') throw new RuntimeError(`container "${id}" is not running`);
+        if (!record.cgroup) throw new RuntimeError(`container "${id}" has no cgroup to freeze`);
+        const cgroup = loadCgroup(record.cgroup);
+        if (freeze) cgroup.freeze(); else cgroup.thaw();
+      });
+  }
+
+  program.command('features').description('print what this runtime supports (runtime-spec features JSON)')
+    .action(() => { process.stdout.write(`${JSON.stringify(features(), null, '    ')}\n`); });
+
+  program.exitOverride();
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  const globalsForLog = (): GlobalOptions => program.opts<GlobalOptions>();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    const e = err as Error & { code?: string; exitCode?: number };
+    if (e.code?.startsWith('commander.')) {
+      // --help and --version exit 0; usage errors were already printed by commander.
+      process.exitCode = e.exitCode ?? 1;
+      return;
+    }
+    const message = e instanceof RuntimeError ? e.message : `${e.message}${process.env.BERTH_DEBUG ? `\n${e.stack}` : ''}`;
+    makeLogger(globalsForLog())('error', message);
+    process.exitCode = e instanceof RuntimeError ? e.exitCode : 1;
+  }
+}
+
+await main(process.argv);

@@ -1,0 +1,372 @@
+// Policy: turns a validated spec into the plan the C stage executes (native/PLAN.md).
+// Every decision (what to mount where, which devices, which order, which ids) is made here.
+import { existsSync, statSync } from 'node:fs';
+import { isAbsolute, posix, resolve } from 'node:path';
+import { capabilityMask } from './capabilities.ts';
+import type { CgroupMountInfo } from './cgroups/index.ts';
+import { ConfigError } from './errors.ts';
+import { MS, parseMountOptions } from './mount-options.ts';
+import { Op, Plan } from './plan.ts';
+import { rlimitNumber } from './rlimits.ts';
+import { namespacesOf } from './spec.ts';
+import type { Device, DeviceCgroupRule, Hook, IdMapping, LinuxResources, Mount, NamespaceType, Spec } from './spec-types.ts';
+
+const CLONE_FLAG: Record<Exclude<NamespaceType, 'time'>, number> = {
+  mount: 0x00020000,
+  cgroup: 0x02000000,
+  uts: 0x04000000,
+  ipc: 0x08000000,
+  user: 0x10000000,
+  pid: 0x20000000,
+  network: 0x40000000,
+};
+
+/** setns(2) type names used in the plan, in the order namespaces are joined (user first). */
+const SETNS_ORDER: [NamespaceType, string][] = [
+  ['user', 'user'], ['ipc', 'ipc'], ['uts', 'uts'], ['network', 'net'], ['pid', 'pid'],
+  ['cgroup', 'cgroup'], ['time', 'time'], ['mount', 'mnt'],
+];
+
+const DEFAULT_DEVICES: Required<Pick<Device, 'path' | 'type' | 'major' | 'minor' | 'fileMode'>>[] = [
+  { path: '/dev/null', type: 'c', major: 1, minor: 3, fileMode: 0o666 },
+  { path: '/dev/zero', type: 'c', major: 1, minor: 5, fileMode: 0o666 },
+  { path: '/dev/full', type: 'c', major: 1, minor: 7, fileMode: 0o666 },
+  { path: '/dev/random', type: 'c', major: 1, minor: 8, fileMode: 0o666 },
+  { path: '/dev/urandom', type: 'c', major: 1, minor: 9, fileMode: 0o666 },
+  { path: '/dev/tty', type: 'c', major: 5, minor: 0, fileMode: 0o666 },
+];
+
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+export interface CompileOptions {
+  id: string;
+  bundle: string;
+  /** The exec fifo in the state dir (FIFO op). */
+  fifoPath: string;
+  consoleSocket?: string;
+  noPivot?: boolean;
+  noNewKeyring?: boolean;
+  preserveFds?: number;
+  /** `run` in the foreground: the stage stays as the init's parent and reports its exit. */
+  stay?: boolean;
+  /** cgroup.procs files to join, and what a "cgroup" mount should show. */
+  cgroupProcs: string[];
+  cgroupMounts?: CgroupMountInfo;
+}
+
+export interface CompiledPlan {
+  plan: Plan;
+  /** Names of the SYNC points, in order; Node answers each. */
+  syncPoints: ('createRuntime' | 'startContainer')[];
+}
+
+function mappingText(maps: IdMapping[]): string {
+  return maps.map((m) => `${m.containerID} ${m.hostID} ${m.size}\n`).join('');
+}
+
+/** Normalises a container path to an absolute, dot-free form ("dev/shm" → "/dev/shm"). */
+function containerPath(p: string): string {
+  return posix.resolve('/', p);
+}
+
+function hookArgs(hook: Hook): (string | number)[] {
+  const argv = hook.args && hook.args.length > 0 ? hook.args : [hook.path];
+  return [hook.timeout ?? 0, '', hook.path, argv.length, ...argv, ...(hook.env ?? [])];
+}
+
+/** Sysctls are namespaced only in some namespaces; anything else would change the host. */
+function checkSysctl(key: string, spec: Spec): void {
+  const ns = namespacesOf(spec);
+  const ipcKeys = ['kernel.msgmax', 'kernel.msgmnb', 'kernel.msgmni', 'kernel.sem', 'kernel.shmall', 'kernel.shmmax', 'kernel.shmmni', 'kernel.shm_rmid_forced'];
+  if (ipcKeys.includes(key) || key.startsWith('fs.mqueue.')) {
+    if (!ns.has('ipc')) throw new ConfigError(`linux.sysctl: "${key}" needs an ipc namespace; without one it would change the host`);
+    return;
+  }
+  if (key.startsWith('net.')) {
+    if (!ns.has('network')) throw new ConfigError(`linux.sysctl: "${key}" needs a network namespace; without one it would change the host`);
+    return;
+  }
+  if (key === 'kernel.hostname' || key === 'kernel.domainname') {
+    if (!ns.has('uts')) throw new ConfigError(`linux.sysctl: "${key}" needs a uts namespace`);
+    return;
+  }
+  throw new ConfigError(`linux.sysctl: "${key}" is not namespaced; setting it would change the host`);
+}
+
+export function compile(spec: Spec, opts: CompileOptions): CompiledPlan {
+  const plan = new Plan();
+  const syncPoints: CompiledPlan['syncPoints'] = [];
+  const linux = spec.linux ?? {};
+  const ns = namespacesOf(spec);
+  const process = spec.process;
+  if (!process) throw new ConfigError('process: is required to create a container');
+  if (!process.args || process.args.length === 0) throw new ConfigError('process.args: must name the program to run');
+  if (process.apparmorProfile) throw new ConfigError('process.apparmorProfile: AppArmor is not available on this host');
+  if (process.selinuxLabel) throw new ConfigError('process.selinuxLabel: SELinux is not available on this host');
+  if (linux.mountLabel) throw new ConfigError('linux.mountLabel: SELinux is not available on this host');
+  if (linux.seccomp) throw new ConfigError('linux.seccomp: seccomp filters are not supported yet; refusing to run without the requested filter');
+  if (linux.intelRdt) throw new ConfigError('linux.intelRdt: Intel RDT is not supported');
+  if (linux.personality) throw new ConfigError('linux.personality: not supported yet');
+  if (!ns.has('mount')) throw new ConfigError('linux.namespaces: a mount namespace is required (mounts would otherwise change the host)');
+
+  const newUserNs = ns.has('user') && !ns.get('user')!.path;
+  if (newUserNs && (!linux.uidMappings?.length || !linux.gidMappings?.length)) {
+    throw new ConfigError('linux.uidMappings/gidMappings: a new user namespace needs both mappings');
+  }
+  if (!ns.has('user') && (linux.uidMappings?.length || linux.gidMappings?.length)) {
+    throw new ConfigError('linux.uidMappings: mappings are given but no user namespace is requested');
+  }
+  if ((spec.hostname || spec.domainname) && !ns.has('uts')) {
+    throw new ConfigError('hostname: setting the hostname needs a uts namespace (it would change the host)');
+  }
+  if (process.terminal && !opts.consoleSocket && !opts.stay) {
+    throw new ConfigError('process.terminal is true: pass --console-socket to receive the pty (or set terminal to false)');
+  }
+  if (process.terminal && !opts.consoleSocket) {
+    throw new ConfigError('process.terminal is true: running a terminal in the foreground is not supported yet; pass --console-socket or set terminal to false');
+  }
+  if (linux.timeOffsets && !(ns.has('time') && !ns.get('time')!.path)) {
+    throw new ConfigError('linux.timeOffsets: needs a new time namespace');
+  }
+
+  const rootfs = resolve(opts.bundle, spec.root!.path);
+  if (!existsSync(rootfs) || !statSync(rootfs).isDirectory()) throw new ConfigError(`root.path: ${rootfs} is not a directory`);
+
+  // Everything checked that can be checked before touching the system: capability names and rlimits.
+  const caps = process.capabilities ?? {};
+  const bounding = capabilityMask(caps.bounding, 'bounding');
+  const effective = capabilityMask(caps.effective, 'effective');
+  const permitted = capabilityMask(caps.permitted, 'permitted');
+  const inheritable = capabilityMask(caps.inheritable, 'inheritable');
+  const ambient = capabilityMask(caps.ambient, 'ambient');
+  const rlimits = (process.rlimits ?? []).map((r) => ({ resource: rlimitNumber(r.type), soft: r.soft, hard: r.hard }));
+  for (const key of Object.keys(linux.sysctl ?? {})) checkSysctl(key, spec);
+
+  // ---- parent (stage 0), in the host's namespaces ----
+  if (process.oomScoreAdj !== undefined) plan.add(Op.OOM_SCORE_ADJ, process.oomScoreAdj);
+  for (const procs of opts.cgroupProcs) plan.add(Op.CGROUP_JOIN, procs);
+  plan.add(Op.FIFO, opts.fifoPath);
+  if (process.terminal && opts.consoleSocket) plan.add(Op.CONSOLE_SOCKET, resolve(opts.consoleSocket));
+  for (const [type, setnsName] of SETNS_ORDER) {
+    const path = ns.get(type)?.path;
+    if (path) plan.add(Op.SETNS, setnsName, path);
+  }
+  if (ns.has('time') && !ns.get('time')!.path) {
+    const offsets = Object.entries(linux.timeOffsets ?? {})
+      .map(([clock, o]) => `${clock} ${o.secs ?? 0} ${o.nanosecs ?? 0}\n`).join('');
+    plan.add(Op.UNSHARE_TIME, offsets);
+  }
+  if (newUserNs) plan.add(Op.ID_MAPS, mappingText(linux.uidMappings!), mappingText(linux.gidMappings!), '');
+  let cloneFlags = 0;
+  for (const [type, flag] of Object.entries(CLONE_FLAG)) {
+    const n = ns.get(type as NamespaceType);
+    if (n && !n.path) cloneFlags |= flag;
+  }
+  plan.add(Op.CLONE, cloneFlags, opts.stay ? 1 : 0);
+
+  // ---- child: the container's init ----
+  if (!opts.noNewKeyring) plan.add(Op.SESSION_KEYRING, `_ses.${opts.id}`);
+  if (spec.hostname !== undefined && spec.hostname !== '') plan.add(Op.HOSTNAME, spec.hostname);
+  if (spec.domainname !== undefined && spec.domainname !== '') plan.add(Op.DOMAINNAME, spec.domainname);
+
+  // Propagation: never let the container's mounts reach the host (slave unless asked otherwise;
+  // pivot_root refuses shared mounts, so "shared" is applied after the pivot).
+  const rootProp = linux.rootfsPropagation;
+  const initialProp = rootProp && !rootProp.includes('shared') ? propagationFlag(rootProp) | MS.REC : MS.SLAVE | MS.REC;
+  plan.add(Op.MOUNT, '', '/', '', initialProp, '', 'none', 0);
+  plan.add(Op.MOUNT, rootfs, rootfs, '', MS.BIND | MS.REC, '', 'none', 0);
+  plan.add(Op.MOUNT, '', rootfs, '', MS.PRIVATE, '', 'none', 0);
+  plan.add(Op.ROOTFS, rootfs);
+
+  const mounts = spec.mounts ?? [];
+  const devIsBind = mounts.some((m) => containerPath(m.destination) === '/dev' && isBindMount(m));
+  const deferredRemounts: [string, number][] = [];
+  for (const [i, mount] of mounts.entries()) {
+    compileMount(plan, mount, i, opts, ns.has('cgroup') && !ns.get('cgroup')!.path, deferredRemounts);
+  }
+
+  // /dev: the default devices and the spec's, unless /dev is a bind mount of a ready-made tree.
+  if (!devIsBind) {
+    const devices = new Map<string, Device>();
+    for (const d of DEFAULT_DEVICES) devices.set(d.path, d);
+    for (const d of linux.devices ?? []) devices.set(containerPath(d.path), { ...d, path: containerPath(d.path) });
+    for (const d of devices.values()) addDevice(plan, d, newUserNs);
+    const hasPts = mounts.some((m) => containerPath(m.destination) === '/dev/pts');
+    plan.add(Op.SYMLINK, '/proc/self/fd', '/dev/fd');
+    plan.add(Op.SYMLINK, '/proc/self/fd/0', '/dev/stdin');
+    plan.add(Op.SYMLINK, '/proc/self/fd/1', '/dev/stdout');
+    plan.add(Op.SYMLINK, '/proc/self/fd/2', '/dev/stderr');
+    if (hasPts && !devices.has('/dev/ptmx')) plan.add(Op.SYMLINK, 'pts/ptmx', '/dev/ptmx');
+    if (existsSync('/proc/kcore')) plan.add(Op.SYMLINK, '/proc/kcore', '/dev/core');
+  } else {
+    for (const d of linux.devices ?? []) addDevice(plan, { ...d, path: containerPath(d.path) }, newUserNs);
+  }
+  for (const [target, flags] of deferredRemounts) plan.add(Op.MOUNT, '', target, '', flags, '', 'none', 1);
+
+  const hooks = spec.hooks ?? {};
+  if (hooks.prestart?.length || hooks.createRuntime?.length || hooks.createContainer?.length) {
+    plan.add(Op.SYNC, 'createRuntime');
+    syncPoints.push('createRuntime');
+    for (const hook of hooks.createContainer ?? []) plan.add(Op.RUN_HOOK, ...hookArgs(hook));
+  }
+
+  plan.add(Op.PIVOT, opts.noPivot ? 1 : 0);
+  if (rootProp) plan.add(Op.MOUNT, '', '/', '', propagationFlag(rootProp) | MS.REC, '', 'none', 0);
+
+  for (const [key, value] of Object.entries(linux.sysctl ?? {})) {
+    plan.add(Op.WRITE_FILE, `/proc/sys/${key.replace(/\./g, '/')}`, value);
+  }
+  for (const p of linux.readonlyPaths ?? []) {
+    if (!isAbsolute(p)) throw new ConfigError(`linux.readonlyPaths: "${p}" must be absolute`);
+    plan.add(Op.READONLY, containerPath(p));
+  }
+  for (const p of linux.maskedPaths ?? []) {
+    if (!isAbsolute(p)) throw new ConfigError(`linux.maskedPaths: "${p}" must be absolute`);
+    plan.add(Op.MASK, containerPath(p));
+  }
+  if (spec.root!.readonly) plan.add(Op.MOUNT, '', '/', '', MS.BIND | MS.REMOUNT | MS.RDONLY, '', 'none', 0);
+
+  if (process.terminal) {
+    plan.add(Op.CONSOLE, process.consoleSize?.height ?? 0, process.consoleSize?.width ?? 0);
+  }
+  plan.add(Op.CHDIR, process.cwd);
+  for (const r of rlimits) plan.add(Op.RLIMIT, r.resource, BigInt.asUintN(64, BigInt(r.soft)), BigInt.asUintN(64, BigInt(r.hard)));
+
+  const env = process.env ?? [];
+  const pathVar = env.filter((e) => e.startsWith('PATH=')).pop()?.slice(5) ?? DEFAULT_PATH;
+  plan.add(Op.EXEC_PREPARE, pathVar, process.args.length, ...process.args, ...env);
+
+  plan.add(Op.CAPS_BOUNDING, bounding);
+  const user = process.user;
+  const groups = (user.additionalGids ?? []).join(',');
+  plan.add(Op.USER, user.uid, user.gid, user.umask ?? 0o022, groups);
+  plan.add(Op.CAPS, effective, permitted, inheritable, ambient);
+  if (process.noNewPrivileges) plan.add(Op.NO_NEW_PRIVS);
+
+  if (hooks.startContainer?.length) {
+    plan.add(Op.SYNC, 'startContainer');
+    syncPoints.push('startContainer');
+  }
+  plan.add(Op.WAIT_START);
+  for (const hook of hooks.startContainer ?? []) plan.add(Op.RUN_HOOK, ...hookArgs(hook));
+  plan.add(Op.EXEC, opts.preserveFds ?? 0);
+  return { plan, syncPoints };
+}
+
+function propagationFlag(name: string): number {
+  switch (name.replace(/^r/, '')) {
+    case 'private': return MS.PRIVATE;
+    case 'slave': return MS.SLAVE;
+    case 'shared': return MS.SHARED;
+    case 'unbindable': return MS.UNBINDABLE;
+    default: throw new ConfigError(`linux.rootfsPropagation: unknown propagation "${name}"`);
+  }
+}
+
+function isBindMount(m: Mount): boolean {
+  return m.type === 'bind' || (m.options ?? []).some((o) => o === 'bind' || o === 'rbind');
+}
+
+function addDevice(plan: Plan, d: Device, newUserNs: boolean): void {
+  const type = d.type === 'u' ? 'c' : d.type;
+  if (newUserNs) {
+    // mknod is not allowed in a user namespace: bind the host's node of the same path.
+    if (!existsSync(d.path)) throw new ConfigError(`linux.devices: ${d.path} does not exist on the host, so it cannot be bound into a user-namespaced container`);
+    plan.add(Op.MOUNT, d.path, d.path, '', MS.BIND, '', 'file', 1);
+    return;
+  }
+  plan.add(Op.MKNOD, d.path, type, d.major ?? 0, d.minor ?? 0, (d.fileMode ?? 0o666) & 0o7777, d.uid ?? 0, d.gid ?? 0);
+}
+
+function compileMount(plan: Plan, mount: Mount, index: number, opts: CompileOptions, newCgroupNs: boolean, deferred: [string, number][]): void {
+  const where = `mounts[${index}]`;
+  const dest = containerPath(mount.destination);
+  if (dest === '/') throw new ConfigError(`${where}.destination: cannot mount over the root; use root.path`);
+  const o = parseMountOptions(mount.options, `${where}.options`);
+  const type = mount.type ?? (o.bind ? 'bind' : '');
+
+  if (o.bind || type === 'bind') {
+    if (!mount.source) throw new ConfigError(`${where}.source: a bind mount needs a source`);
+    const source = resolve(opts.bundle, mount.source);
+    let kind: 'dir' | 'file';
+    try {
+      kind = statSync(source).isDirectory() ? 'dir' : 'file';
+    } catch {
+      throw new ConfigError(`${where}.source: ${source} does not exist`);
+    }
+    plan.add(Op.MOUNT, source, dest, '', MS.BIND | (o.recursive ? MS.REC : 0), '', kind, 1);
+    // A bind mount ignores most flags: apply them with a remount, as mount(8) does.
+    const remountFlags = o.flags & ~(MS.REMOUNT | MS.BIND | MS.REC);
+    if (remountFlags !== 0) plan.add(Op.MOUNT, '', dest, '', MS.BIND | MS.REMOUNT | remountFlags, '', 'none', 1);
+    for (const p of o.propagation) plan.add(Op.MOUNT, '', dest, '', p, '', 'none', 1);
+    return;
+  }
+
+  if (type === 'cgroup' || type === 'cgroup2') {
+    compileCgroupMount(plan, dest, o.flags, opts.cgroupMounts, newCgroupNs, where);
+    return;
+  }
+
+  if (!type) throw new ConfigError(`${where}.type: required for a non-bind mount at ${dest}`);
+  // /dev must stay writable until the device nodes exist; its read-only flag comes afterwards.
+  let flags = o.flags;
+  if (dest === '/dev' && flags & MS.RDONLY) {
+    flags &= ~MS.RDONLY;
+    deferred.push([dest, MS.REMOUNT | o.flags]);
+  }
+  const source = mount.source ?? type;
+  plan.add(Op.MOUNT, source, dest, type, flags, o.data.join(','), 'dir', 1);
+  for (const p of o.propagation) plan.add(Op.MOUNT, '', dest, '', p, '', 'none', 1);
+}
+
+function compileCgroupMount(plan: Plan, dest: string, flags: number, info: CgroupMountInfo | undefined, newCgroupNs: boolean, where: string): void {
+  if (!info || info.entries.length === 0) throw new ConfigError(`${where}: a cgroup mount needs the container's cgroup, but no cgroup hierarchy was found`);
+  const ro = flags & MS.RDONLY;
+  const baseFlags = (flags | MS.NOSUID | MS.NODEV | MS.NOEXEC) & ~MS.RDONLY;
+  if (info.version === 2) {
+    if (newCgroupNs) {
+      plan.add(Op.MOUNT, 'cgroup2', dest, 'cgroup2', baseFlags | ro, '', 'dir', 1);
+    } else {
+      plan.add(Op.MOUNT, info.entries[0].hostDir, dest, '', MS.BIND | MS.REC, '', 'dir', 1);
+      plan.add(Op.MOUNT, '', dest, '', MS.BIND | MS.REMOUNT | baseFlags | ro, '', 'none', 1);
+    }
+    return;
+  }
+  // v1: a tmpfs with one bind per hierarchy showing the container's own cgroup as its root.
+  plan.add(Op.MOUNT, 'tmpfs', dest, 'tmpfs', MS.NOSUID | MS.NODEV | MS.NOEXEC, 'mode=755', 'dir', 1);
+  for (const entry of info.entries) {
+    const target = posix.join(dest, entry.name);
+    plan.add(Op.MOUNT, entry.hostDir, target, '', MS.BIND | MS.REC, '', 'dir', 1);
+    plan.add(Op.MOUNT, '', target, '', MS.BIND | MS.REMOUNT | baseFlags | ro, '', 'none', 1);
+  }
+  for (const link of info.symlinks) plan.add(Op.SYMLINK, link.target, posix.join(dest, link.name));
+  if (ro) plan.add(Op.MOUNT, '', dest, '', MS.REMOUNT | MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC, 'mode=755', 'none', 1);
+}
+
+
+/** Device cgroup rules every container gets after the spec's own (as runc adds them). */
+const ALLOWED_DEVICE_RULES = [
+  { allow: true, type: 'c', major: null, minor: null, access: 'm' },
+  { allow: true, type: 'b', major: null, minor: null, access: 'm' },
+  { allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' },
+  { allow: true, type: 'c', major: 1, minor: 8, access: 'rwm' },
+  { allow: true, type: 'c', major: 1, minor: 7, access: 'rwm' },
+  { allow: true, type: 'c', major: 5, minor: 0, access: 'rwm' },
+  { allow: true, type: 'c', major: 1, minor: 5, access: 'rwm' },
+  { allow: true, type: 'c', major: 1, minor: 9, access: 'rwm' },
+  { allow: true, type: 'c', major: 136, minor: null, access: 'rwm' },
+  { allow: true, type: 'c', major: 5, minor: 2, access: 'rwm' },
+] as const;
+
+/** The resources to give the cgroup: the spec's, with device rules for the devices the container gets. */
+export function cgroupResources(spec: Spec): LinuxResources | undefined {
+  const resources = spec.linux?.resources;
+  if (!resources?.devices) return resources;
+  const devices: DeviceCgroupRule[] = [...resources.devices];
+  for (const d of spec.linux?.devices ?? []) {
+    if (d.type === 'p') continue;
+    devices.push({ allow: true, type: d.type === 'u' ? 'c' : d.type, major: d.major ?? null, minor: d.minor ?? null, access: 'rwm' });
+  }
+  devices.push(...ALLOWED_DEVICE_RULES.map((r) => ({ ...r })));
+  return { ...resources, devices };
+}

@@ -1,0 +1,301 @@
+// The runtime as a library: create, start, state, kill, delete, run, list.
+// The CLI (cli.ts) and, later, the engine call these in-process.
+import { closeSync, existsSync, openSync, renameSync, unlinkSync, writeFileSync, writeSync, constants as fsc } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { loadCgroup, openCgroup } from './cgroups/index.ts';
+import type { CgroupManager } from './cgroups/index.ts';
+import { cgroupResources, compile } from './compile.ts';
+import { RuntimeError, StateError } from './errors.ts';
+import { runHooks, runHooksWarn } from './hooks.ts';
+import { loadSpec, namespacesOf } from './spec.ts';
+import type { ContainerStatus, Spec, State } from './spec-types.ts';
+import { runStage } from './stage.ts';
+import { initAlive, procStat, stateJson, StateStore, statusOf, type ContainerRecord } from './state.ts';
+
+export const DEFAULT_ROOT = '/run/berth-runtime';
+
+export interface RuntimeOptions {
+  root?: string;
+  /** Where warnings and debug lines go (the CLI points this at --log). */
+  log?: (level: 'debug' | 'info' | 'warning' | 'error', message: string) => void;
+  debug?: boolean;
+}
+
+export interface CreateOptions {
+  bundle: string;
+  pidFile?: string;
+  consoleSocket?: string;
+  noPivot?: boolean;
+  noNewKeyring?: boolean;
+  preserveFds?: number;
+}
+
+export interface ContainerSummary extends State {
+  created: string;
+  rootfs: string;
+}
+
+function sleepMs(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+export class Runtime {
+  readonly store: StateStore;
+  private readonly logFn: NonNullable<RuntimeOptions['log']>;
+
+  constructor(readonly options: RuntimeOptions = {}) {
+    this.store = new StateStore(resolve(options.root ?? DEFAULT_ROOT));
+    this.logFn = options.log ?? ((level, message) => { if (level !== 'debug') process.stderr.write(`${level}: ${message}\n`); });
+  }
+
+  private debug(message: string): void {
+    if (this.options.debug) this.logFn('debug', message);
+  }
+
+  /** Creates the container: after this the init exists, isolated, waiting for start. */
+  async create(id: string, opts: CreateOptions): Promise<ContainerRecord> {
+    const { record } = await this.createInternal(id, opts, false);
+    return record;
+  }
+
+  private async createInternal(id: string, opts: CreateOptions, stay: boolean): Promise<{ record: ContainerRecord; exited: Promise<number> }> {
+    const bundle = resolve(opts.bundle);
+    const spec = loadSpec(bundle);
+    this.store.reserve(id);
+    let cgroup: CgroupManager | undefined;
+    let pid = 0;
+    try {
+      const cg = openCgroup({ containerId: id, cgroupsPath: spec.linux?.cgroupsPath });
+      const { plan } = compile(spec, {
+        id,
+        bundle,
+        fifoPath: this.store.fifoPath(id),
+        consoleSocket: opts.consoleSocket,
+        noPivot: opts.noPivot,
+        noNewKeyring: opts.noNewKeyring,
+        preserveFds: opts.preserveFds,
+        stay,
+        ...this.cgroupPlanInputs(cg, spec),
+      });
+      cgroup = cg;
+      cg.create(cgroupResources(spec));
+      this.debug(`plan for ${id}:\n${plan.describe()}`);
+
+      const base = { id, bundle, annotations: spec.annotations ?? {} };
+      const stateFor = (status: ContainerStatus, p: number): State => stateJson({ ...this.emptyRecord(), ...base, pid: p, startTime: '' }, status);
+      const run = runStage(plan, {
+        preserveFds: opts.preserveFds,
+        debug: this.options.debug ? (m) => this.debug(m) : undefined,
+        onSync: (name, p) => {
+          if (name === 'createRuntime') {
+            const state = stateFor('creating', p);
+            runHooks('prestart', spec.hooks?.prestart, state);
+            runHooks('createRuntime', spec.hooks?.createRuntime, state);
+            return Buffer.from(JSON.stringify(state));
+          }
+          return Buffer.from(JSON.stringify(stateFor('created', p)));
+        },
+      });
+      try {
+        pid = await run.ready;
+      } catch (err) {
+        pid = run.pid();
+        throw err;
+      }
+      const stat = procStat(pid);
+      if (!stat) throw new RuntimeError('the container init exited right after setup');
+      const record: ContainerRecord = {
+        ...base,
+        pid,
+        startTime: stat.startTime,
+        rootfs: resolve(bundle, spec.root!.path),
+        created: new Date().toISOString(),
+        hooks: { poststart: spec.hooks?.poststart, poststop: spec.hooks?.poststop },
+        cgroup: cg.toJSON(),
+        ownPidNamespace: namespacesOf(spec).has('pid') && !namespacesOf(spec).get('pid')!.path,
+      };
+      this.store.write(record);
+      if (opts.pidFile) writePidFile(opts.pidFile, pid);
+      if (!stay) run.detach();
+      return { record, exited: run.exited };
+    } catch (err) {
+      if (pid > 0) {
+        try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
+        waitGone(pid, 2000);
+      }
+      try { cgroup?.destroy(); } catch (e) { this.logFn('warning', `removing the cgroup: ${(e as Error).message}`); }
+      this.store.remove(id);
+      throw err;
+    }
+  }
+
+  private emptyRecord(): ContainerRecord {
+    return { id: '', pid: 0, startTime: '', bundle: '', rootfs: '', created: '', annotations: {}, hooks: {}, cgroup: null, ownPidNamespace: false };
+  }
+
+  private cgroupPlanInputs(cgroup: CgroupManager, spec: Spec): { cgroupProcs: string[]; cgroupMounts?: ReturnType<CgroupManager['mounts']> } {
+    const needsMountInfo = (spec.mounts ?? []).some((m) => m.type === 'cgroup' || m.type === 'cgroup2');
+    return { cgroupProcs: cgroup.procsFiles(), cgroupMounts: needsMountInfo ? cgroup.mounts() : undefined };
+  }
+
+  state(id: string): State {
+    const record = this.store.load(id);
+    return stateJson(record, statusOf(this.store, record));
+  }
+
+  /** Lets the user process run. */
+  start(id: string): void {
+    const record = this.store.load(id);
+    const status = statusOf(this.store, record);
+    if (status === 'stopped') throw new StateError(`cannot start container "${id}": it has stopped`);
+    if (status === 'running') throw new StateError(`cannot start container "${id}": it is already running`);
+    const fifo = this.store.fifoPath(id);
+    let fd: number;
+    try {
+      // Non-blocking: fails at once (ENXIO) if the init is no longer waiting on the fifo.
+      fd = openSync(fifo, fsc.O_WRONLY | fsc.O_NONBLOCK);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENXIO') throw new StateError(`cannot start container "${id}": its init process is not waiting (it has exited)`);
+      if (code === 'ENOENT') throw new StateError(`cannot start container "${id}": it is already running`);
+      throw err;
+    }
+    try {
+      writeSync(fd, '1');
+    } finally {
+      closeSync(fd);
+    }
+    try { unlinkSync(fifo); } catch { /* a concurrent start removed it */ }
+    runHooksWarn('poststart', record.hooks.poststart, stateJson(record, 'running'), (m) => this.logFn('warning', m));
+  }
+
+  kill(id: string, signal: number, all = false): void {
+    const record = this.store.load(id);
+    const status = statusOf(this.store, record);
+    if (status === 'stopped') throw new StateError(`cannot kill container "${id}": it is not running`);
+    if (all && record.cgroup) {
+      const cgroup = loadCgroup(record.cgroup);
+      for (const p of cgroup.pids()) {
+        try { process.kill(p, signal); } catch { /* exited meanwhile */ }
+      }
+      return;
+    }
+    try {
+      process.kill(record.pid, signal);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') throw new StateError(`cannot kill container "${id}": it is not running`);
+      throw err;
+    }
+  }
+
+  delete(id: string, force = false): void {
+    let record: ContainerRecord;
+    try {
+      record = this.store.load(id);
+    } catch (err) {
+      // Half-created leftovers (no state.json) are removed by a forced delete.
+      if (force && existsSync(this.store.dir(id))) { this.store.remove(id); return; }
+      throw err;
+    }
+    const status = statusOf(this.store, record);
+    if (status === 'running' && !force) {
+      throw new StateError(`cannot delete container "${id}" that is not stopped: running (use --force)`);
+    }
+    if (status !== 'stopped') this.killEverything(record);
+    this.destroy(record);
+  }
+
+  private killEverything(record: ContainerRecord): void {
+    const cgroup = record.cgroup ? loadCgroup(record.cgroup) : undefined;
+    try { process.kill(record.pid, 'SIGKILL'); } catch { /* gone */ }
+    if (!record.ownPidNamespace && cgroup) {
+      for (const p of cgroup.pids()) {
+        try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
+      }
+    }
+    waitGone(record.pid, 5000, record.startTime);
+  }
+
+  private destroy(record: ContainerRecord): void {
+    if (record.cgroup) {
+      const cgroup = loadCgroup(record.cgroup);
+      // Processes left in a shared pid namespace would keep the cgroup busy.
+      for (const p of cgroup.pids()) {
+        try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
+      }
+      try {
+        if (cgroup.frozen()) cgroup.thaw();
+      } catch { /* no freezer */ }
+      try {
+        cgroup.destroy();
+      } catch (err) {
+        this.logFn('warning', `removing the cgroup of "${record.id}": ${(err as Error).message}`);
+      }
+    }
+    this.store.remove(record.id);
+    runHooksWarn('poststop', record.hooks.poststop, stateJson(record, 'stopped'), (m) => this.logFn('warning', m));
+  }
+
+  /** create + start in the foreground: resolves with the container's exit status. */
+  async run(id: string, opts: CreateOptions & { detach?: boolean }): Promise<number> {
+    if (opts.detach) {
+      await this.create(id, opts);
+      this.start(id);
+      return 0;
+    }
+    const { record, exited } = await this.createInternal(id, opts, true);
+    const forward = (sig: NodeJS.Signals) => {
+      try { process.kill(record.pid, sig); } catch { /* exited */ }
+    };
+    const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
+    for (const s of signals) process.on(s, forward);
+    try {
+      this.start(id);
+      return await exited;
+    } finally {
+      for (const s of signals) process.off(s, forward);
+      try {
+        const latest = this.store.load(id);
+        if (statusOf(this.store, latest) !== 'stopped') this.killEverything(latest);
+        this.destroy(latest);
+      } catch (err) {
+        this.logFn('warning', `cleaning up "${id}": ${(err as Error).message}`);
+      }
+    }
+  }
+
+  list(): ContainerSummary[] {
+    const out: ContainerSummary[] = [];
+    for (const id of this.store.list()) {
+      try {
+        const record = this.store.load(id);
+        out.push({ ...stateJson(record, statusOf(this.store, record)), created: record.created, rootfs: record.rootfs });
+      } catch { /* deleted meanwhile */ }
+    }
+    return out;
+  }
+
+  /** Pids of every process in the container (its cgroup). */
+  pids(id: string): number[] {
+    const record = this.store.load(id);
+    if (!record.cgroup) return initAlive(record) ? [record.pid] : [];
+    return loadCgroup(record.cgroup).pids();
+  }
+}
+
+/** Waits until the process is gone or a zombie (its reaper may not be us). */
+function waitGone(pid: number, timeoutMs: number, startTime?: string): void {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const stat = procStat(pid);
+    if (!stat || stat.state === 'Z' || stat.state === 'X' || (startTime && stat.startTime !== startTime)) return;
+    sleepMs(2);
+  }
+}
+
+function writePidFile(path: string, pid: number): void {
+  const target = resolve(path);
+  const tmp = join(dirname(target), `.${Date.now()}.${process.pid}.pid`);
+  writeFileSync(tmp, String(pid));
+  renameSync(tmp, target);
+}
