@@ -1,0 +1,84 @@
+#!/usr/bin/env node
+// Benchmark: berth-runtime against runc and crun (Debian), in the same run, interleaved.
+//   sudo node bench/runtime.mjs [--runs 50]
+// Measures `run` of a /bin/true bundle and create+start+delete, plus `node -e 0` as the floor.
+// Prints medians (and p10/p90) in ms and ratios to crun. Run on an idle machine; quote medians.
+import { spawnSync, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
+const runsArg = process.argv.indexOf('--runs');
+const runs = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 50;
+
+const work = mkdtempSync(join(tmpdir(), 'berth-bench-'));
+const bundle = join(work, 'bundle');
+execFileSync(join(repo, 'scripts/busybox-bundle.sh'), [bundle, '/bin/true'], { stdio: 'inherit' });
+// The same spec for every runtime; crun 1.8 wants a 1.0.x ociVersion and no cgroup mount quirks.
+const specPath = join(bundle, 'config.json');
+const spec = JSON.parse(readFileSync(specPath, 'utf8'));
+spec.ociVersion = '1.0.2';
+writeFileSync(specPath, JSON.stringify(spec));
+
+const runtimes = [
+  { name: 'berth', cmd: [process.execPath, join(repo, 'dist/berth-runtime.js')] },
+  { name: 'runc', cmd: ['runc'] },
+  { name: 'crun', cmd: ['crun'] },
+].filter((r) => r.name === 'berth' || spawnSync('which', [r.cmd[0]]).status === 0);
+
+function time(cmd, args) {
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
+  return ms;
+}
+
+const results = new Map();
+const record = (key, ms) => { if (!results.has(key)) results.set(key, []); results.get(key).push(ms); };
+
+for (let i = 0; i < runs; i++) {
+  record('node -e 0', time(process.execPath, ['-e', '0']));
+  for (const rt of runtimes) {
+    const root = join(work, `state-${rt.name}`);
+    const [cmd, ...pre] = rt.cmd;
+    const base = [...pre, '--root', root];
+    const id = `bench-${rt.name}-${i}`;
+    record(`${rt.name} run`, time(cmd, [...base, 'run', '--bundle', bundle, id]));
+    // runc/crun keep a stopped container after a foreground run; remove it outside the timing.
+    spawnSync(cmd, [...base, 'delete', '--force', id]);
+    const t0 = process.hrtime.bigint();
+    time(cmd, [...base, 'create', '--bundle', bundle, `${id}-c`]);
+    time(cmd, [...base, 'start', `${id}-c`]);
+    // Wait for /bin/true to exit so delete does not need --force.
+    for (let k = 0; k < 200; k++) {
+      const s = spawnSync(cmd, [...base, 'state', `${id}-c`], { encoding: 'utf8' });
+      if (s.stdout.includes('"stopped"')) break;
+    }
+    const t1 = process.hrtime.bigint();
+    time(cmd, [...base, 'delete', `${id}-c`]);
+    const t2 = process.hrtime.bigint();
+    record(`${rt.name} create+start+delete`, Number((t1 - t0) + (t2 - t1)) / 1e6);
+  }
+}
+
+const quantile = (xs, q) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(q * s.length))]; };
+const median = (xs) => quantile(xs, 0.5);
+console.log(`\n${runs} runs each, interleaved; times in ms (median [p10–p90])`);
+for (const [key, xs] of results) {
+  const crunKey = key.replace(/^\w+/, 'crun');
+  const ratio = results.has(crunKey) && !key.startsWith('crun') && key !== 'node -e 0'
+    ? `  ×${(median(xs) / median(results.get(crunKey))).toFixed(2)} of crun` : '';
+  console.log(`${key.padEnd(30)} ${median(xs).toFixed(1).padStart(8)} [${quantile(xs, 0.1).toFixed(1)}–${quantile(xs, 0.9).toFixed(1)}]${ratio}`);
+}
+const floor = median(results.get('node -e 0'));
+const berthRun = results.get('berth run');
+const crunRun = results.get('crun run');
+if (berthRun && crunRun) {
+  const overhead = median(berthRun) - floor;
+  console.log(`\nberth run above node's own start-up: ${overhead.toFixed(1)} ms; crun's whole run: ${median(crunRun).toFixed(1)} ms → goal ${overhead <= median(crunRun) ? 'met' : 'not met'}`);
+}
+rmSync(work, { recursive: true, force: true });
+if (existsSync(work)) console.error(`could not remove ${work}`);
