@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <termios.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -67,7 +68,8 @@ enum {
 	OP_ROOTFS, OP_MOUNT, OP_MKNOD, OP_SYMLINK, OP_MASK, OP_READONLY, OP_PIVOT,
 	OP_WRITE_FILE, OP_SESSION_KEYRING, OP_RLIMIT, OP_CONSOLE, OP_CHDIR,
 	OP_CAPS_BOUNDING, OP_USER, OP_CAPS, OP_NO_NEW_PRIVS, OP_SYNC, OP_RUN_HOOK,
-	OP_EXEC_PREPARE, OP_WAIT_START, OP_EXEC, OP_SECCOMP, OP_MAX = OP_SECCOMP,
+	OP_EXEC_PREPARE, OP_WAIT_START, OP_EXEC, OP_SECCOMP, OP_CONSOLE_PROXY,
+	OP_MAX = OP_CONSOLE_PROXY,
 };
 
 /* name, argc (negative: at least -argc), phase: 'p' before CLONE, 'c' after */
@@ -88,6 +90,7 @@ static const struct { const char *name; int argc; char phase; } ops[OP_MAX + 1] 
 	[OP_SYNC] = {"SYNC", 1, 'c'},               [OP_RUN_HOOK] = {"RUN_HOOK", -4, 'c'},
 	[OP_EXEC_PREPARE] = {"EXEC_PREPARE", -2, 'c'}, [OP_WAIT_START] = {"WAIT_START", 0, 'c'},
 	[OP_EXEC] = {"EXEC", 1, 'c'},               [OP_SECCOMP] = {"SECCOMP", 2, 'c'},
+	[OP_CONSOLE_PROXY] = {"CONSOLE_PROXY", 0, 'p'},
 };
 
 static int sync_fd = -1;     /* -1 once closed by WAIT_START: errors then go to stderr */
@@ -96,9 +99,12 @@ static int root_fd = -1;     /* O_PATH fd every "(in root)" path is resolved aga
 static const char *root_path;
 static bool pivoted;
 static int fifo_fd = -1, console_fd = -1;
+static int proxy_fd = -1;            /* CONSOLE_PROXY: our end of the child's console socket */
+static volatile sig_atomic_t winch;  /* CONSOLE_PROXY: the terminal was resized */
 static const struct arg *id_maps;   /* uid_map, gid_map, setgroups */
 static char *exec_path, **exec_argv, **exec_envp;
 static volatile pid_t fwd_pid;      /* stay mode: where forwarded signals go */
+static struct arg sync_data;        /* from Node's latest SYNC answer: the state JSON for hooks */
 
 /* ---------- messages and errors ---------- */
 
@@ -848,7 +854,8 @@ static void op_run_hook(const struct rec *r)
 {
 	const struct arg *a = r->a;
 	unsigned long long timeout = num(a[0].s, 1ULL << 31, "hook timeout");
-	const struct arg *in = &a[1];
+	/* an empty stdin means the state JSON Node sent at the latest SYNC */
+	const struct arg *in = a[1].len ? &a[1] : &sync_data;
 	const char *path = a[2].s;
 	size_t argc = num(a[3].s, r->argc - 4, "hook argc");
 	char **argv = string_list(a + 4, argc), **envp = string_list(a + 4 + argc, r->argc - 4 - argc);
@@ -1017,8 +1024,111 @@ static const int fwd_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIG
 static void forward(int sig)
 {
 	int e = errno;
-	kill(fwd_pid, sig);
+	if (sig == SIGWINCH && proxy_fd >= 0)
+		winch = 1;   /* the relay copies the new size onto the pty, which signals the container */
+	else
+		kill(fwd_pid, sig);
 	errno = e;
+}
+
+static int recv_fd(int sock)
+{
+	union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
+	char name[64];
+	struct iovec iov = {name, sizeof name};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+	ssize_t n;
+	do
+		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	struct cmsghdr *cm = n > 0 ? CMSG_FIRSTHDR(&mh) : NULL;
+	if (!cm || cm->cmsg_type != SCM_RIGHTS)
+		return -1;
+	int fd;
+	memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+	return fd;
+}
+
+static void copy_winsize(int from, int to)
+{
+	struct winsize ws;
+	if (ioctl(from, TIOCGWINSZ, &ws) == 0 && (ws.ws_row || ws.ws_col))
+		ioctl(to, TIOCSWINSZ, &ws);
+}
+
+/* Relays our stdin to the pty master and the master to our stdout until the init exits
+ * (`run` in the foreground with process.terminal and no --console-socket). */
+static int relay_console(pid_t pid)
+{
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0)
+		die("pidfd_open %d", (int)pid);
+	int master = -1, in = 0;
+	struct termios saved;
+	bool raw = isatty(0) && tcgetattr(0, &saved) == 0;
+	char buf[8192];
+	bool exited = false;
+	while (!exited) {
+		if (winch && master >= 0) {
+			winch = 0;
+			copy_winsize(0, master);
+		}
+		struct pollfd p[3] = {{pidfd, POLLIN, 0}, {master >= 0 ? master : proxy_fd, POLLIN, 0}, {master >= 0 ? in : -1, POLLIN, 0}};
+		if (poll(p, 3, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			die("poll console");
+		}
+		exited = p[0].revents != 0;
+		if (master < 0 && p[1].revents) {
+			if ((master = recv_fd(proxy_fd)) < 0)
+				die("receive the console from the container");
+			close(proxy_fd);
+			proxy_fd = -2;   /* still "proxy mode" for SIGWINCH, but nothing to poll */
+			if (raw) {
+				struct termios t = saved;
+				cfmakeraw(&t);
+				tcsetattr(0, TCSANOW, &t);
+			}
+			copy_winsize(0, master);
+			continue;
+		}
+		if (master >= 0 && (p[1].revents || exited)) {
+			/* after exit: drain what the container wrote last */
+			int fl = fcntl(master, F_GETFL);
+			if (exited)
+				fcntl(master, F_SETFL, fl | O_NONBLOCK);
+			for (;;) {
+				ssize_t n = read(master, buf, sizeof buf);
+				if (n > 0) {
+					put(1, buf, (size_t)n);
+					if (!exited)
+						break;
+					continue;
+				}
+				if (n < 0 && errno == EINTR)
+					continue;
+				if (n <= 0 && !exited && (n == 0 || errno == EIO))
+					p[1].events = 0;   /* every slave closed */
+				break;
+			}
+		}
+		if (master >= 0 && in >= 0 && p[2].revents && !exited) {
+			ssize_t n = read(in, buf, sizeof buf);
+			if (n > 0)
+				put(master, buf, (size_t)n);
+			else if (n == 0 || errno != EINTR)
+				in = -1;   /* our stdin ended: stop reading it, keep the output flowing */
+		}
+	}
+	if (raw)
+		tcsetattr(0, TCSANOW, &saved);
+	close(pidfd);
+	int st;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			die("waitpid %d", (int)pid);
+	return st;
 }
 
 static void write_map(pid_t pid, const char *name, const struct arg *a)
@@ -1064,6 +1174,9 @@ static void op_clone(const struct arg *a)
 		die("clone");
 	if (pid == 0) {
 		close(rel[1]);
+		if (proxy_fd >= 0)
+			close(proxy_fd);
+		proxy_fd = -1;
 		close(proc_fd);   /* the host's /proc has no business in the container */
 		proc_fd = -1;
 		sigprocmask(SIG_SETMASK, &old, NULL);
@@ -1108,9 +1221,12 @@ static void op_clone(const struct arg *a)
 		sigaction(fwd_signals[i], &sa, NULL);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	int st;
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
-			die("waitpid %d", (int)pid);
+	if (proxy_fd >= 0)
+		st = relay_console(pid);
+	else
+		while (waitpid(pid, &st, 0) < 0)
+			if (errno != EINTR)
+				die("waitpid %d", (int)pid);
 	msg("EXIT %d", WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
 	_exit(0);
 }
@@ -1224,6 +1340,14 @@ static void run(const struct rec *recs, size_t n)
 		case OP_CONSOLE_SOCKET:
 			op_console_socket(a[0].s);
 			break;
+		case OP_CONSOLE_PROXY: {
+			int sv[2];
+			if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+				die("socketpair for the console");
+			console_fd = sv[0];
+			proxy_fd = sv[1];
+			break;
+		}
 		case OP_ID_MAPS:
 			id_maps = a;
 			break;
@@ -1321,6 +1445,14 @@ static void run(const struct rec *recs, size_t n)
 			while (got < 0 && errno == EINTR);
 			if (got != 1 || c != 'G')
 				_exit(1);
+			unsigned char len[4];
+			read_full(sync_fd, len, 4);
+			free(sync_data.s);
+			sync_data.len = le(len, 4);
+			if (!(sync_data.s = malloc(sync_data.len + 1)))
+				die("sync %s: malloc", a[0].s);
+			read_full(sync_fd, sync_data.s, sync_data.len);
+			sync_data.s[sync_data.len] = 0;
 			break;
 		}
 		case OP_RUN_HOOK:

@@ -122,9 +122,6 @@ export function compile(spec: Spec, opts: CompileOptions): CompiledPlan {
   if (process.terminal && !opts.consoleSocket && !opts.stay) {
     throw new ConfigError('process.terminal is true: pass --console-socket to receive the pty (or set terminal to false)');
   }
-  if (process.terminal && !opts.consoleSocket) {
-    throw new ConfigError('process.terminal is true: running a terminal in the foreground is not supported yet; pass --console-socket or set terminal to false');
-  }
   if (linux.timeOffsets && !(ns.has('time') && !ns.get('time')!.path)) {
     throw new ConfigError('linux.timeOffsets: needs a new time namespace');
   }
@@ -138,7 +135,9 @@ export function compile(spec: Spec, opts: CompileOptions): CompiledPlan {
   const effective = capabilityMask(caps.effective, 'effective');
   const permitted = capabilityMask(caps.permitted, 'permitted');
   const inheritable = capabilityMask(caps.inheritable, 'inheritable');
-  const ambient = capabilityMask(caps.ambient, 'ambient');
+  // The kernel only lets a capability be ambient if it is permitted and inheritable; runc skips
+  // the others with a warning, and dropping them only takes privileges away.
+  const ambient = capabilityMask(caps.ambient, 'ambient') & permitted & inheritable;
   const rlimits = (process.rlimits ?? []).map((r) => ({ resource: rlimitNumber(r.type), soft: r.soft, hard: r.hard }));
   for (const key of Object.keys(linux.sysctl ?? {})) checkSysctl(key, spec);
 
@@ -147,6 +146,7 @@ export function compile(spec: Spec, opts: CompileOptions): CompiledPlan {
   for (const procs of opts.cgroupProcs) plan.add(Op.CGROUP_JOIN, procs);
   plan.add(Op.FIFO, opts.fifoPath);
   if (process.terminal && opts.consoleSocket) plan.add(Op.CONSOLE_SOCKET, resolve(opts.consoleSocket));
+  else if (process.terminal) plan.add(Op.CONSOLE_PROXY);
   for (const [type, setnsName] of SETNS_ORDER) {
     const path = ns.get(type)?.path;
     if (path) plan.add(Op.SETNS, setnsName, path);

@@ -34,6 +34,7 @@ export const Op = {
   WAIT_START: 30,
   EXEC: 31,
   SECCOMP: 32,
+  CONSOLE_PROXY: 33,
 } as const;
 
 export type OpCode = (typeof Op)[keyof typeof Op];

@@ -29,6 +29,13 @@
 //   manager.toJSON() / loadCgroup(saved) — persisted in the container's state so that later
 //     commands (kill --all, delete, ps, pause) find the same dirs without the config.
 
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ConfigError, StateError } from '../errors.ts';
+import type { DirEntry } from './common.ts';
+import { detectLayout, normaliseCgroupsPath, resolveInHierarchy } from './layout.ts';
+import { V1Manager } from './v1.ts';
+import { V2Manager } from './v2.ts';
 import type { LinuxResources } from '../spec-types.ts';
 
 export type CgroupVersion = 1 | 2;
@@ -55,12 +62,32 @@ export interface OpenCgroupOptions {
   containerId: string;
   cgroupsPath?: string;
   layout?: CgroupLayout;
+  /** Parent of the default cgroup path "<prefix>/<id>" (default "/berth"). */
+  defaultPrefix?: string;
+  /** v1: append runc's default device allow-list (DEFAULT_DEVICE_RULES) after the spec's rules (default true). */
+  defaultDeviceRules?: boolean;
+  /**
+   * v2: the caller enforces linux.resources.devices itself (eBPF). Without it, create/update refuse
+   * device rules on v2 with a ConfigError rather than ignoring them.
+   */
+  devicesHandledExternally?: boolean;
 }
 
 export interface SavedCgroup {
   version: CgroupVersion;
   /** Absolute directories of this container, one per hierarchy (v2: exactly one). */
-  dirs: { mountpoint: string; controllers: string[]; dir: string; created: boolean }[];
+  dirs: {
+    mountpoint: string;
+    /** v1: the hierarchy's controllers; hybrid cgroup2 entry: the controllers handled through it; v2: []. */
+    controllers: string[];
+    dir: string;
+    /** This manager made the directory (destroy removes it). */
+    created: boolean;
+    /** The directory is this container's by its path (the default <prefix>/<id>): destroy removes it too. */
+    owned?: boolean;
+    /** A cgroup2 directory (the v2 dir, or the hybrid host's unified one). */
+    unified?: boolean;
+  }[];
 }
 
 export interface CgroupMountInfo {
@@ -73,6 +100,8 @@ export interface CgroupMountInfo {
     hostDir: string;
     /** Options for mounting the hierarchy fresh inside a cgroup namespace, e.g. "cpu,cpuacct". */
     fsOptions: string;
+    /** Filesystem type for a fresh mount: "cgroup" (v1 hierarchy) or "cgroup2" (v2, or a hybrid host's unified mount). */
+    fsType?: 'cgroup' | 'cgroup2';
   }[];
   /** Symlinks to add under the destination for combined controllers: cpu -> cpu,cpuacct. */
   symlinks: { name: string; target: string }[];
@@ -98,4 +127,79 @@ export interface CgroupManager {
   stats(): CgroupStats;
   mounts(): CgroupMountInfo;
   toJSON(): SavedCgroup;
+}
+
+// ---- implementation -----------------------------------------------------------------------------
+
+
+export { detectLayout } from './layout.ts';
+export { DEFAULT_DEVICE_RULES } from './v1.ts';
+export { blkioWeightToIoWeight, cpuSharesToWeight, swapToV2 } from './v2.ts';
+
+/**
+ * True when linux.resources asks for device rules. On cgroup v2 those need an eBPF device program,
+ * which this layer does not load: callers must refuse such a config (or load the program and open
+ * the cgroup with devicesHandledExternally).
+ */
+export function deviceRulesRequested(resources: LinuxResources | undefined): boolean {
+  return !!resources?.devices?.length;
+}
+
+let cachedLayout: CgroupLayout | undefined;
+
+export function openCgroup(opts: OpenCgroupOptions): CgroupManager {
+  const layout = opts.layout ?? (cachedLayout ??= detectLayout());
+  const { path: cgPath, isDefault } = normaliseCgroupsPath(opts.cgroupsPath, opts.containerId, opts.defaultPrefix);
+  if (layout.version === 2) {
+    const h = layout.hierarchies.find((x) => x.version === 2);
+    if (!h) throw new StateError('the cgroup layout says v2 but lists no cgroup2 hierarchy');
+    const { dir } = resolveInHierarchy(h, cgPath);
+    return new V2Manager(
+      { mountpoint: h.mountpoint, controllers: [], dir, created: false, owned: isDefault, unified: true },
+      { devicesHandledExternally: opts.devicesHandledExternally },
+    );
+  }
+  const bound = new Set(layout.hierarchies.filter((h) => h.version === 1).flatMap((h) => h.controllers));
+  const entries: DirEntry[] = [];
+  for (const h of layout.hierarchies) {
+    const { dir } = resolveInHierarchy(h, cgPath);
+    if (h.version === 1) {
+      entries.push({ mountpoint: h.mountpoint, controllers: [...h.controllers], dir, created: false, owned: isDefault });
+    } else {
+      // Hybrid: the cgroup2 mount handles whatever no v1 hierarchy has (e.g. hugetlb).
+      let avail: string[] = [];
+      try {
+        avail = fs.readFileSync(path.join(h.mountpoint, 'cgroup.controllers'), 'utf8').split(/\s+/).filter(Boolean);
+      } catch {
+        /* an old kernel's cgroup2 root may lack the file */
+      }
+      entries.push({ mountpoint: h.mountpoint, controllers: avail.filter((c) => !bound.has(c)), dir, created: false, owned: isDefault, unified: true });
+    }
+  }
+  if (!entries.length) throw new ConfigError('no cgroup hierarchies are mounted on this host (nothing under /sys/fs/cgroup)');
+  return new V1Manager(entries, { defaultDeviceRules: opts.defaultDeviceRules });
+}
+
+/** Rebuilds a manager from SavedCgroup (state.json) without the config. */
+export function loadCgroup(saved: SavedCgroup, opts: Pick<OpenCgroupOptions, 'defaultDeviceRules' | 'devicesHandledExternally'> = {}): CgroupManager {
+  const bad = (why: string): never => {
+    throw new StateError(`the saved cgroup record is malformed (${why}); the container's state file may be damaged`);
+  };
+  if (!saved || typeof saved !== 'object') bad('not an object');
+  if (saved.version !== 1 && saved.version !== 2) bad(`version ${JSON.stringify(saved.version)}`);
+  if (!Array.isArray(saved.dirs) || saved.dirs.length === 0) bad('no dirs');
+  const entries: DirEntry[] = saved.dirs.map((d, i) => {
+    if (!d || typeof d.dir !== 'string' || !path.isAbsolute(d.dir) || typeof d.mountpoint !== 'string' || !Array.isArray(d.controllers)) {
+      bad(`dirs[${i}]`);
+    }
+    if (path.relative(d.mountpoint, d.dir).startsWith('..') || path.relative(d.mountpoint, d.dir) === '') bad(`dirs[${i}].dir is not below its mountpoint`);
+    const e: DirEntry = { mountpoint: d.mountpoint, controllers: [...d.controllers], dir: d.dir, created: !!d.created, owned: !!d.owned };
+    if (saved.version === 2 || d.unified) e.unified = true;
+    return e;
+  });
+  if (saved.version === 2) {
+    if (entries.length !== 1) bad('a v2 record has exactly one dir');
+    return new V2Manager(entries[0], { devicesHandledExternally: opts.devicesHandledExternally });
+  }
+  return new V1Manager(entries, { defaultDeviceRules: opts.defaultDeviceRules });
 }

@@ -1,0 +1,642 @@
+// cgroup v1 (legacy and hybrid): one directory per mounted hierarchy. On a hybrid host, controllers
+// that only the cgroup2 mount has (e.g. hugetlb here) are set through that mount with the v2 files.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ConfigError, RuntimeError, StateError } from '../errors.ts';
+import type {
+  DeviceCgroupRule, LinuxBlockIO, LinuxCPU, LinuxHugepageLimit, LinuxMemory, LinuxNetwork, LinuxResources,
+} from '../spec-types.ts';
+import type { CgroupManager, CgroupMountInfo, CgroupStats, SavedCgroup } from './index.ts';
+import {
+  type DirEntry, UNLIMITED, checkAccess, checkPageSize, collectPids, devKey, exists, fmtInt, mkdirChain,
+  parseFlatKeyed, parseNum, pathChain, readCgOpt, removeCgroupTree, rmdirQuiet, sleepSync, writeCg,
+} from './common.ts';
+import {
+  enableV2Controllers, freezeV2, frozenV2, pidsValue, rdmaLines, setCpuV2, setCpusetV2, setHugetlbV2, setIoV2, setMemoryV2,
+  setPidsV2, setRdmaV2,
+} from './v2.ts';
+
+/** runc's default device allow-list, appended after the spec's rules (see specconv.AllowedDevices). */
+export const DEFAULT_DEVICE_RULES: readonly DeviceCgroupRule[] = Object.freeze([
+  { allow: true, type: 'c', major: null, minor: null, access: 'm' },
+  { allow: true, type: 'b', major: null, minor: null, access: 'm' },
+  { allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' }, // /dev/null
+  { allow: true, type: 'c', major: 1, minor: 8, access: 'rwm' }, // /dev/random
+  { allow: true, type: 'c', major: 1, minor: 7, access: 'rwm' }, // /dev/full
+  { allow: true, type: 'c', major: 5, minor: 0, access: 'rwm' }, // /dev/tty
+  { allow: true, type: 'c', major: 1, minor: 5, access: 'rwm' }, // /dev/zero
+  { allow: true, type: 'c', major: 1, minor: 9, access: 'rwm' }, // /dev/urandom
+  { allow: true, type: 'c', major: 136, minor: null, access: 'rwm' }, // /dev/pts/*
+  { allow: true, type: 'c', major: 5, minor: 2, access: 'rwm' }, // /dev/ptmx
+]);
+
+// ---- memory -----------------------------------------------------------------------------------
+
+const PAGE = 4096n;
+function pageRounded(v: number): bigint {
+  if (v === -1) return BigInt(UNLIMITED);
+  return (BigInt(v) / PAGE) * PAGE;
+}
+
+function writeMemLimit(dir: string, v: number): void {
+  try {
+    writeCg(dir, 'memory.limit_in_bytes', fmtInt(v, 'linux.resources.memory.limit'), 'linux.resources.memory.limit');
+  } catch (e) {
+    if (e instanceof ConfigError && /EBUSY/.test(e.message)) {
+      const usage = readCgOpt(dir, 'memory.usage_in_bytes');
+      const peak = readCgOpt(dir, 'memory.max_usage_in_bytes');
+      throw new ConfigError(`cannot set linux.resources.memory.limit to ${v}: the cgroup ${dir} already uses ${usage} bytes (peak ${peak}); ${path.join(dir, 'memory.limit_in_bytes')} refused it`);
+    }
+    throw e;
+  }
+}
+
+function writeMemsw(dir: string, v: number): void {
+  if (!exists(path.join(dir, 'memory.memsw.limit_in_bytes'))) {
+    throw new ConfigError(`cannot set linux.resources.memory.swap: ${path.join(dir, 'memory.memsw.limit_in_bytes')} does not exist (swap accounting is off: boot with swapaccount=1)`);
+  }
+  writeCg(dir, 'memory.memsw.limit_in_bytes', fmtInt(v, 'linux.resources.memory.swap'), 'linux.resources.memory.swap');
+}
+
+export function setMemoryV1(dir: string, m: LinuxMemory, update: boolean): void {
+  const limit = m.limit ?? 0;
+  let swap = m.swap ?? 0;
+  if (update && m.checkBeforeUpdate && limit > 0) {
+    const cur = parseNum(readCgOpt(dir, 'memory.usage_in_bytes'));
+    if (cur >= limit) {
+      throw new ConfigError(`linux.resources.memory.limit ${limit} is not above the current usage ${cur} (${path.join(dir, 'memory.usage_in_bytes')}); checkBeforeUpdate refuses it`);
+    }
+  }
+  if (limit > 0 && swap > 0 && swap < limit) {
+    throw new ConfigError(`linux.resources.memory.swap (${swap}, memory+swap) must be >= linux.resources.memory.limit (${limit})`);
+  }
+  // Unlimited memory with swap left out means unlimited swap as well (runc).
+  if (limit === -1 && swap === 0 && exists(path.join(dir, 'memory.memsw.limit_in_bytes'))) swap = -1;
+  let done = false;
+  if (limit !== 0 && swap !== 0) {
+    const curLimit = BigInt(readCgOpt(dir, 'memory.limit_in_bytes') ?? '0');
+    // memsw must stay >= memory at every step: raise memsw first when it grows.
+    if (swap === -1 || curLimit < BigInt(swap)) {
+      writeMemsw(dir, swap);
+      writeMemLimit(dir, limit);
+      done = true;
+    }
+  }
+  if (!done) {
+    if (limit !== 0) writeMemLimit(dir, limit);
+    if (swap !== 0) writeMemsw(dir, swap);
+  }
+  if (m.reservation) {
+    writeCg(dir, 'memory.soft_limit_in_bytes', fmtInt(m.reservation, 'linux.resources.memory.reservation'), 'linux.resources.memory.reservation');
+  }
+  if (m.kernel != null && m.kernel !== 0) {
+    writeCg(dir, 'memory.kmem.limit_in_bytes', fmtInt(m.kernel, 'linux.resources.memory.kernel'), 'linux.resources.memory.kernel');
+    const back = readCgOpt(dir, 'memory.kmem.limit_in_bytes');
+    if (back === undefined || BigInt(back) !== pageRounded(m.kernel)) {
+      throw new ConfigError(
+        `linux.resources.memory.kernel ${m.kernel} cannot be honoured: this kernel ignores ${path.join(dir, 'memory.kmem.limit_in_bytes')} ` +
+          `(it still reads ${back}); kernel memory limits are gone since Linux 6.0, remove the setting`,
+      );
+    }
+  }
+  if (m.kernelTCP != null && m.kernelTCP !== 0) {
+    writeCg(dir, 'memory.kmem.tcp.limit_in_bytes', fmtInt(m.kernelTCP, 'linux.resources.memory.kernelTCP'), 'linux.resources.memory.kernelTCP');
+  }
+  if (m.swappiness != null && m.swappiness !== -1) {
+    if (!Number.isInteger(m.swappiness) || m.swappiness < 0 || m.swappiness > 100) {
+      throw new ConfigError(`linux.resources.memory.swappiness ${m.swappiness} is invalid: the range is 0-100`);
+    }
+    writeCg(dir, 'memory.swappiness', String(m.swappiness), 'linux.resources.memory.swappiness');
+  }
+  if (m.disableOOMKiller) writeCg(dir, 'memory.oom_control', '1', 'linux.resources.memory.disableOOMKiller');
+  if (m.useHierarchy != null) {
+    const want = m.useHierarchy ? '1' : '0';
+    if (readCgOpt(dir, 'memory.use_hierarchy') !== want) writeCg(dir, 'memory.use_hierarchy', want, 'linux.resources.memory.useHierarchy');
+  }
+}
+
+export function memoryRequested(m: LinuxMemory | undefined): boolean {
+  if (!m) return false;
+  return !!(m.limit || m.swap || m.reservation || m.kernel || m.kernelTCP || (m.swappiness != null && m.swappiness !== -1) ||
+    m.disableOOMKiller || m.useHierarchy != null);
+}
+
+// ---- cpu / cpuset -----------------------------------------------------------------------------
+
+function isEinval(e: unknown): boolean {
+  return e instanceof ConfigError && /EINVAL/.test(e.message);
+}
+
+export function setCpuV1(dir: string, c: LinuxCPU): void {
+  const quota = c.quota ?? 0;
+  if (c.idle != null && c.idle === 0) writeCg(dir, 'cpu.idle', '0', 'linux.resources.cpu.idle');
+  if (c.shares) {
+    const s = fmtInt(c.shares, 'linux.resources.cpu.shares');
+    writeCg(dir, 'cpu.shares', s, 'linux.resources.cpu.shares');
+    const back = Number(readCgOpt(dir, 'cpu.shares'));
+    if (c.shares > back) throw new ConfigError(`linux.resources.cpu.shares ${c.shares} is too large: the maximum allowed cpu-shares is ${back}`);
+    if (c.shares < back) throw new ConfigError(`linux.resources.cpu.shares ${c.shares} is too small: the minimum allowed cpu-shares is ${back}`);
+  }
+  let period = '';
+  if (c.period) {
+    period = fmtInt(c.period, 'linux.resources.cpu.period');
+    try {
+      writeCg(dir, 'cpu.cfs_period_us', period, 'linux.resources.cpu.period');
+      period = '';
+    } catch (e) {
+      // A smaller period can be refused while the old quota applies; retry after the quota.
+      if (!isEinval(e) || !quota) throw e;
+    }
+  }
+  let burst = '';
+  if (c.burst != null) {
+    burst = fmtInt(c.burst, 'linux.resources.cpu.burst');
+    try {
+      writeCg(dir, 'cpu.cfs_burst_us', burst, 'linux.resources.cpu.burst');
+      burst = '';
+    } catch (e) {
+      if (!isEinval(e) || !quota) throw e;
+    }
+  }
+  if (quota) {
+    writeCg(dir, 'cpu.cfs_quota_us', fmtInt(quota, 'linux.resources.cpu.quota'), 'linux.resources.cpu.quota');
+    if (period) writeCg(dir, 'cpu.cfs_period_us', period, 'linux.resources.cpu.period');
+    if (burst) writeCg(dir, 'cpu.cfs_burst_us', burst, 'linux.resources.cpu.burst');
+  }
+  if (c.realtimePeriod) {
+    writeCg(dir, 'cpu.rt_period_us', fmtInt(c.realtimePeriod, 'linux.resources.cpu.realtimePeriod'), 'linux.resources.cpu.realtimePeriod');
+  }
+  if (c.realtimeRuntime) {
+    writeCg(dir, 'cpu.rt_runtime_us', fmtInt(c.realtimeRuntime, 'linux.resources.cpu.realtimeRuntime'), 'linux.resources.cpu.realtimeRuntime (the parent cgroup needs at least as much cpu.rt_runtime_us)');
+  }
+  if (c.idle != null && c.idle !== 0) writeCg(dir, 'cpu.idle', fmtInt(c.idle, 'linux.resources.cpu.idle'), 'linux.resources.cpu.idle');
+}
+
+export function cpuRequested(c: LinuxCPU | undefined): boolean {
+  return !!c && !!(c.shares || c.quota || c.period || c.burst != null || c.realtimePeriod || c.realtimeRuntime || c.idle != null);
+}
+
+/** A new v1 cpuset cgroup has empty cpus/mems and cannot take tasks: copy them down from the parent. */
+export function initCpusetV1(mountpoint: string, dir: string): void {
+  for (const d of pathChain(mountpoint, dir)) {
+    const parent = path.dirname(d);
+    for (const f of ['cpuset.cpus', 'cpuset.mems']) {
+      const v = readCgOpt(d, f);
+      if (v === undefined) throw new ConfigError(`${path.join(d, f)} does not exist (cpuset hierarchy mounted with noprefix?)`);
+      if (v !== '') continue;
+      const pv = readCgOpt(parent, f) ?? '';
+      writeCg(d, f, pv, `the initial ${f} of ${d} (copied from ${parent})`);
+    }
+  }
+}
+
+export function setCpusetV1(dir: string, c: LinuxCPU): void {
+  if (c.cpus) writeCg(dir, 'cpuset.cpus', c.cpus, 'linux.resources.cpu.cpus');
+  if (c.mems) writeCg(dir, 'cpuset.mems', c.mems, 'linux.resources.cpu.mems');
+}
+
+// ---- blkio / hugetlb / network / rdma -----------------------------------------------------------
+
+export function blkioRequested(b: LinuxBlockIO | undefined): boolean {
+  return !!b && !!(b.weight || b.leafWeight || b.weightDevice?.length || b.throttleReadBpsDevice?.length ||
+    b.throttleWriteBpsDevice?.length || b.throttleReadIOPSDevice?.length || b.throttleWriteIOPSDevice?.length);
+}
+
+export function setBlkioV1(dir: string, b: LinuxBlockIO): void {
+  const bfq = exists(path.join(dir, 'blkio.bfq.weight'));
+  const weightFile = bfq ? 'blkio.bfq.weight' : 'blkio.weight';
+  const weightDevFile = bfq ? 'blkio.bfq.weight_device' : 'blkio.weight_device';
+  const needWeight = (what: string, file: string): void => {
+    if (!exists(path.join(dir, file))) {
+      throw new ConfigError(
+        `cannot set ${what}: ${path.join(dir, file)} does not exist` +
+          (bfq ? '' : ` (nor ${path.join(dir, file.replace('blkio.', 'blkio.bfq.'))}): no proportional-weight I/O scheduler (BFQ/CFQ) on this host`),
+      );
+    }
+  };
+  if (b.weight) {
+    needWeight('linux.resources.blockIO.weight', weightFile);
+    writeCg(dir, weightFile, fmtInt(b.weight, 'linux.resources.blockIO.weight'), 'linux.resources.blockIO.weight');
+  }
+  if (b.leafWeight) {
+    needWeight('linux.resources.blockIO.leafWeight', 'blkio.leaf_weight');
+    writeCg(dir, 'blkio.leaf_weight', fmtInt(b.leafWeight, 'linux.resources.blockIO.leafWeight'), 'linux.resources.blockIO.leafWeight');
+  }
+  for (const [i, d] of (b.weightDevice ?? []).entries()) {
+    const what = `linux.resources.blockIO.weightDevice[${i}]`;
+    const key = devKey(d.major, d.minor, what);
+    if (d.weight) {
+      needWeight(what, weightDevFile);
+      writeCg(dir, weightDevFile, `${key} ${fmtInt(d.weight, `${what}.weight`)}`, what);
+    }
+    if (d.leafWeight) {
+      needWeight(`${what}.leafWeight`, 'blkio.leaf_weight_device');
+      writeCg(dir, 'blkio.leaf_weight_device', `${key} ${fmtInt(d.leafWeight, `${what}.leafWeight`)}`, what);
+    }
+  }
+  const throttles: [keyof LinuxBlockIO, string][] = [
+    ['throttleReadBpsDevice', 'blkio.throttle.read_bps_device'], ['throttleWriteBpsDevice', 'blkio.throttle.write_bps_device'],
+    ['throttleReadIOPSDevice', 'blkio.throttle.read_iops_device'], ['throttleWriteIOPSDevice', 'blkio.throttle.write_iops_device'],
+  ];
+  for (const [field, file] of throttles) {
+    for (const [i, d] of ((b[field] as { major: number; minor: number; rate: number }[] | undefined) ?? []).entries()) {
+      const what = `linux.resources.blockIO.${field}[${i}]`;
+      writeCg(dir, file, `${devKey(d.major, d.minor, what)} ${fmtInt(d.rate, `${what}.rate`)}`, what);
+    }
+  }
+}
+
+export function setHugetlbV1(dir: string, limits: LinuxHugepageLimit[]): void {
+  for (const [i, l] of limits.entries()) {
+    const file = `hugetlb.${l.pageSize}.limit_in_bytes`;
+    checkPageSize(l.pageSize, file, dir);
+    const v = fmtInt(l.limit, `linux.resources.hugepageLimits[${i}].limit`);
+    writeCg(dir, file, v, `linux.resources.hugepageLimits[${i}]`);
+    const rsvd = `hugetlb.${l.pageSize}.rsvd.limit_in_bytes`;
+    if (exists(path.join(dir, rsvd))) writeCg(dir, rsvd, v, `linux.resources.hugepageLimits[${i}]`);
+  }
+}
+
+export function setNetClsV1(dir: string, n: LinuxNetwork): void {
+  if (n.classID != null) writeCg(dir, 'net_cls.classid', fmtInt(n.classID, 'linux.resources.network.classID'), 'linux.resources.network.classID');
+}
+
+export function setNetPrioV1(dir: string, n: LinuxNetwork): void {
+  for (const [i, p] of (n.priorities ?? []).entries()) {
+    const what = `linux.resources.network.priorities[${i}]`;
+    if (typeof p.name !== 'string' || !/^[^\s/]+$/.test(p.name)) throw new ConfigError(`${what}.name ${JSON.stringify(p.name)} is not an interface name`);
+    writeCg(dir, 'net_prio.ifpriomap', `${p.name} ${fmtInt(p.priority, `${what}.priority`)}`, what);
+  }
+}
+
+// ---- devices ----------------------------------------------------------------------------------
+
+/** The lines one rule becomes in devices.allow / devices.deny. */
+export function deviceRuleLines(r: DeviceCgroupRule, i: number): string[] {
+  const t = r.type ?? 'a';
+  if (t !== 'a' && t !== 'b' && t !== 'c') {
+    throw new ConfigError(`linux.resources.devices[${i}].type ${JSON.stringify(r.type)} must be "a", "b" or "c"`);
+  }
+  const major = r.major == null ? '*' : fmtInt(r.major, `linux.resources.devices[${i}].major`);
+  const minor = r.minor == null ? '*' : fmtInt(r.minor, `linux.resources.devices[${i}].minor`);
+  if (major.startsWith('-') || minor.startsWith('-')) {
+    // runc spells "any" as -1
+    return deviceRuleLines({ ...r, major: major.startsWith('-') ? null : r.major, minor: minor.startsWith('-') ? null : r.minor }, i);
+  }
+  const access = checkAccess(r.access, i);
+  if (t !== 'a') return [`${t} ${major}:${minor} ${access}`];
+  // The kernel reads "a" as "everything, rwm" whatever follows it, so only say "a" when that is meant.
+  const full = new Set(access).size === 3;
+  if (full && major === '*' && minor === '*') return ['a'];
+  return [`c ${major}:${minor} ${access}`, `b ${major}:${minor} ${access}`];
+}
+
+export function setDevicesV1(dir: string, rules: readonly DeviceCgroupRule[], defaults: readonly DeviceCgroupRule[]): void {
+  const lines: [boolean, string, string][] = [];
+  for (const [i, r] of rules.entries()) {
+    for (const l of deviceRuleLines(r, i)) lines.push([!!r.allow, l, `linux.resources.devices[${i}]`]);
+  }
+  for (const r of defaults) for (const l of deviceRuleLines(r, -1)) lines.push([true, l, 'the default device rules']);
+  try {
+    writeCg(dir, 'devices.deny', 'a', 'the device cgroup (deny all first)');
+  } catch (e) {
+    const kids = fs.readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+    if (kids.length) {
+      throw new ConfigError(`cannot reset the device rules of ${dir}: it has child cgroups (${kids.join(', ')}), and the kernel refuses "a" in devices.deny then`);
+    }
+    throw e;
+  }
+  for (const [allow, line, what] of lines) writeCg(dir, allow ? 'devices.allow' : 'devices.deny', line, what);
+}
+
+// ---- freezer ----------------------------------------------------------------------------------
+
+function freezerState(dir: string): string {
+  const s = readCgOpt(dir, 'freezer.state');
+  if (s === undefined) throw new StateError(`cgroup ${dir} has no freezer.state (does the cgroup exist?)`);
+  return s;
+}
+
+export function freezeV1(dir: string): void {
+  const deadline = Date.now() + 5000;
+  for (let i = 0; ; i++) {
+    if (i % 50 === 49) {
+      // Stuck in FREEZING (a task in an uninterruptible sleep): thaw and try again, as runc does.
+      writeCg(dir, 'freezer.state', 'THAWED', 'the freezer (retry)');
+      sleepSync(10);
+    }
+    writeCg(dir, 'freezer.state', 'FROZEN', 'the freezer (pause)');
+    if (i % 25 === 24) sleepSync(10);
+    const s = freezerState(dir);
+    if (s === 'FROZEN') return;
+    if (Date.now() > deadline) {
+      writeCg(dir, 'freezer.state', 'THAWED', 'the freezer (undo pause)');
+      throw new RuntimeError(`cgroup ${dir} did not freeze within 5 s (freezer.state stayed ${s}); it was thawed again`);
+    }
+    sleepSync(1);
+  }
+}
+
+export function thawV1(dir: string): void {
+  writeCg(dir, 'freezer.state', 'THAWED', 'the freezer (resume)');
+  const deadline = Date.now() + 5000;
+  while (freezerState(dir) !== 'THAWED') {
+    if (Date.now() > deadline) throw new RuntimeError(`cgroup ${dir} did not thaw within 5 s`);
+    sleepSync(1);
+  }
+}
+
+/** Frozen by its own freezer.state (not merely through a frozen ancestor), as runc reports it. */
+export function frozenV1(dir: string): boolean {
+  for (let i = 0; i < 1000; i++) {
+    const s = readCgOpt(dir, 'freezer.state');
+    if (s === undefined || s === 'THAWED') return false;
+    if (s === 'FROZEN') return readCgOpt(dir, 'freezer.self_freezing') !== '0';
+    sleepSync(1); // FREEZING: wait for a stable state
+  }
+  return true;
+}
+
+// ---- stats ------------------------------------------------------------------------------------
+
+function blkioEntries(text: string | undefined): { major: number; minor: number; op: string; value: number }[] {
+  const out: { major: number; minor: number; op: string; value: number }[] = [];
+  for (const line of (text ?? '').split('\n')) {
+    const [dev, op, v] = line.trim().split(/\s+/);
+    const m = /^(\d+):(\d+)$/.exec(dev ?? '');
+    if (!m || op === undefined || v === undefined) continue;
+    out.push({ major: Number(m[1]), minor: Number(m[2]), op, value: parseNum(v) });
+  }
+  return out;
+}
+
+// ---- manager ----------------------------------------------------------------------------------
+
+export interface V1Options {
+  /** Append runc's default device allow-list after the spec's rules (default true). */
+  defaultDeviceRules?: boolean;
+}
+
+interface Target {
+  entry: DirEntry;
+  v2: boolean;
+}
+
+export class V1Manager implements CgroupManager {
+  readonly version = 1 as const;
+  constructor(private entries: DirEntry[], private opts: V1Options = {}) {}
+
+  /** The entry whose hierarchy carries `controller`, if any. */
+  private target(controller: string): Target | undefined {
+    const e = this.entries.find((x) => x.controllers.includes(controller));
+    return e ? { entry: e, v2: !!e.unified } : undefined;
+  }
+
+  private need(controller: string, what: string, v1Only = false): Target {
+    const t = this.target(controller);
+    if (!t || (v1Only && t.v2)) {
+      throw new ConfigError(`cannot set ${what}: the ${controller} cgroup controller is not mounted on this host (no ${controller} hierarchy in /proc/self/mountinfo)`);
+    }
+    if (t.v2) enableV2Controllers(t.entry.mountpoint, t.entry.dir, [controller], true);
+    return t;
+  }
+
+  dirOf(controller: string): string | undefined {
+    return this.target(controller)?.entry.dir;
+  }
+
+  create(resources: LinuxResources | undefined): void {
+    const fz = this.freezer();
+    if (fz && exists(fz.entry.dir) && (fz.v2 ? frozenV2(fz.entry.dir) : frozenV1(fz.entry.dir))) {
+      const how = fz.v2 ? `echo 0 > ${path.join(fz.entry.dir, 'cgroup.freeze')}` : `echo THAWED > ${path.join(fz.entry.dir, 'freezer.state')}`;
+      throw new StateError(`cgroup ${fz.entry.dir} already exists and is frozen; thaw it (${how}) or use another cgroupsPath`);
+    }
+    this.preflight(resources);
+    const made: string[] = [];
+    const createdNow: DirEntry[] = [];
+    try {
+      for (const e of this.entries) {
+        const existed = exists(e.dir);
+        made.push(...mkdirChain(e.mountpoint, e.dir));
+        if (!existed) {
+          e.created = true;
+          createdNow.push(e);
+        }
+      }
+      const cs = this.target('cpuset');
+      if (cs && !cs.v2) initCpusetV1(cs.entry.mountpoint, cs.entry.dir);
+      this.apply(resources ?? {}, false, true);
+    } catch (e) {
+      rmdirQuiet(made);
+      for (const c of createdNow) c.created = false;
+      throw e;
+    }
+  }
+
+  /** Refuse what this layout can never do before touching anything. */
+  private preflight(r: LinuxResources | undefined): void {
+    if (!r) return;
+    if (r.unified && Object.keys(r.unified).length) {
+      throw new ConfigError(`linux.resources.unified (${Object.keys(r.unified).join(', ')}) needs a cgroup v2 host; this host uses cgroup v1 (/sys/fs/cgroup is not cgroup2)`);
+    }
+    if (r.network?.classID != null && !this.target('net_cls')) {
+      throw new ConfigError('cannot set linux.resources.network.classID: the net_cls cgroup controller is not mounted on this host (no net_cls hierarchy in /proc/self/mountinfo)');
+    }
+    if (r.network?.priorities?.length && !this.target('net_prio')) {
+      throw new ConfigError('cannot set linux.resources.network.priorities: the net_prio cgroup controller is not mounted on this host (no net_prio hierarchy in /proc/self/mountinfo)');
+    }
+    if (r.devices?.length && !this.target('devices')) {
+      throw new ConfigError('cannot apply linux.resources.devices: the devices cgroup controller is not mounted on this host');
+    }
+    if (r.hugepageLimits?.length && !this.target('hugetlb')) {
+      throw new ConfigError('cannot set linux.resources.hugepageLimits: no hugetlb controller, neither as a v1 hierarchy nor in the cgroup2 mount');
+    }
+  }
+
+  private apply(r: LinuxResources, update: boolean, create: boolean): void {
+    if (memoryRequested(r.memory)) {
+      const t = this.need('memory', 'linux.resources.memory');
+      if (t.v2) setMemoryV2(t.entry.dir, r.memory!, update);
+      else setMemoryV1(t.entry.dir, r.memory!, update);
+    }
+    if (r.cpu && (r.cpu.cpus || r.cpu.mems)) {
+      const t = this.need('cpuset', 'linux.resources.cpu.cpus/mems');
+      if (t.v2) setCpusetV2(t.entry.dir, r.cpu);
+      else setCpusetV1(t.entry.dir, r.cpu);
+    }
+    if (cpuRequested(r.cpu)) {
+      const t = this.need('cpu', 'linux.resources.cpu');
+      if (t.v2) setCpuV2(t.entry.dir, r.cpu!);
+      else setCpuV1(t.entry.dir, r.cpu!);
+    }
+    if (r.pids) {
+      const t = this.need('pids', 'linux.resources.pids.limit');
+      if (t.v2) setPidsV2(t.entry.dir, r.pids);
+      else writeCg(t.entry.dir, 'pids.max', pidsValue(r.pids.limit), 'linux.resources.pids.limit');
+    }
+    if (blkioRequested(r.blockIO)) {
+      const v1 = this.target('blkio');
+      if (v1) setBlkioV1(v1.entry.dir, r.blockIO!);
+      else setIoV2(this.need('io', 'linux.resources.blockIO').entry.dir, r.blockIO!);
+    }
+    if (r.hugepageLimits?.length) {
+      const t = this.need('hugetlb', 'linux.resources.hugepageLimits');
+      if (t.v2) setHugetlbV2(t.entry.dir, r.hugepageLimits);
+      else setHugetlbV1(t.entry.dir, r.hugepageLimits);
+    }
+    if (r.rdma && rdmaLines(r.rdma).length) {
+      const t = this.need('rdma', 'linux.resources.rdma');
+      if (t.v2) setRdmaV2(t.entry.dir, r.rdma);
+      else for (const l of rdmaLines(r.rdma)) writeCg(t.entry.dir, 'rdma.max', l, 'linux.resources.rdma');
+    }
+    if (r.network?.classID != null) setNetClsV1(this.need('net_cls', 'linux.resources.network.classID', true).entry.dir, r.network);
+    if (r.network?.priorities?.length) setNetPrioV1(this.need('net_prio', 'linux.resources.network.priorities', true).entry.dir, r.network);
+    if (create || r.devices) {
+      const t = this.target('devices');
+      if (t && !t.v2) {
+        setDevicesV1(t.entry.dir, r.devices ?? [], this.opts.defaultDeviceRules === false ? [] : DEFAULT_DEVICE_RULES);
+      }
+    }
+  }
+
+  update(resources: LinuxResources): void {
+    this.preflight(resources);
+    this.apply(resources, true, false);
+  }
+
+  procsFiles(): string[] {
+    return this.entries.map((e) => path.join(e.dir, 'cgroup.procs'));
+  }
+
+  pids(): number[] {
+    const s = new Set<number>();
+    for (const e of this.entries) collectPids(e.dir, s);
+    return [...s].sort((a, b) => a - b);
+  }
+
+  destroy(): void {
+    let first: unknown;
+    for (const e of this.entries) {
+      if (!e.created && !e.owned) continue;
+      try {
+        removeCgroupTree(e.dir);
+      } catch (err) {
+        first ??= err;
+      }
+    }
+    if (first) throw first;
+  }
+
+  /** The freezer to use: the v1 freezer hierarchy, else (hybrid) the cgroup2 dir's cgroup.freeze. */
+  private freezer(): Target | undefined {
+    const t = this.target('freezer');
+    if (t && !t.v2) return t;
+    const u = this.entries.find((e) => e.unified);
+    return u ? { entry: u, v2: true } : undefined;
+  }
+
+  private needFreezer(op: string): Target {
+    const t = this.freezer();
+    if (!t) throw new ConfigError(`cannot ${op}: the freezer cgroup controller is not mounted on this host`);
+    return t;
+  }
+
+  freeze(): void {
+    const t = this.needFreezer('pause');
+    if (t.v2) freezeV2(t.entry.dir, true);
+    else freezeV1(t.entry.dir);
+  }
+
+  thaw(): void {
+    const t = this.needFreezer('resume');
+    if (t.v2) freezeV2(t.entry.dir, false);
+    else thawV1(t.entry.dir);
+  }
+
+  frozen(): boolean {
+    const t = this.freezer();
+    if (!t) return false;
+    return t.v2 ? frozenV2(t.entry.dir) : frozenV1(t.entry.dir);
+  }
+
+  stats(): CgroupStats {
+    const out: CgroupStats = {};
+    const acct = this.target('cpuacct');
+    const cpu = this.target('cpu');
+    if (acct && !acct.v2 && exists(acct.entry.dir)) {
+      const d = acct.entry.dir;
+      const total = parseNum(readCgOpt(d, 'cpuacct.usage'));
+      let user = 0;
+      let kernel = 0;
+      const u = readCgOpt(d, 'cpuacct.usage_user');
+      if (u !== undefined) {
+        user = parseNum(u);
+        kernel = parseNum(readCgOpt(d, 'cpuacct.usage_sys'));
+      } else {
+        const st = parseFlatKeyed(readCgOpt(d, 'cpuacct.stat'));
+        user = (st.user ?? 0) * 1e7; // USER_HZ 100 → ns
+        kernel = (st.system ?? 0) * 1e7;
+      }
+      const percpu = (readCgOpt(d, 'cpuacct.usage_percpu') ?? '').split(/\s+/).filter(Boolean).map(Number);
+      out.cpu = { usage: { total, user, kernel, percpu } };
+    }
+    if (cpu && !cpu.v2 && exists(cpu.entry.dir)) {
+      const s = parseFlatKeyed(readCgOpt(cpu.entry.dir, 'cpu.stat'));
+      out.cpu ??= { usage: { total: 0, user: 0, kernel: 0 } };
+      out.cpu.throttling = { periods: s.nr_periods ?? 0, throttledPeriods: s.nr_throttled ?? 0, throttledTime: s.throttled_time ?? 0 };
+    }
+    const mem = this.target('memory');
+    if (mem && !mem.v2 && exists(mem.entry.dir)) {
+      const d = mem.entry.dir;
+      const raw = parseFlatKeyed(readCgOpt(d, 'memory.stat'));
+      out.memory = {
+        usage: {
+          usage: parseNum(readCgOpt(d, 'memory.usage_in_bytes')),
+          max: parseNum(readCgOpt(d, 'memory.max_usage_in_bytes')),
+          limit: parseNum(readCgOpt(d, 'memory.limit_in_bytes')),
+          failcnt: parseNum(readCgOpt(d, 'memory.failcnt')),
+        },
+        cache: raw.cache ?? 0,
+        raw,
+      };
+      const swu = readCgOpt(d, 'memory.memsw.usage_in_bytes');
+      if (swu !== undefined) out.memory.swap = { usage: parseNum(swu), limit: parseNum(readCgOpt(d, 'memory.memsw.limit_in_bytes')) };
+    }
+    const pids = this.target('pids');
+    if (pids && !pids.v2 && exists(pids.entry.dir)) {
+      const max = readCgOpt(pids.entry.dir, 'pids.max');
+      out.pids = { current: parseNum(readCgOpt(pids.entry.dir, 'pids.current')), limit: max === undefined || max === 'max' ? 0 : parseNum(max) };
+    }
+    const blk = this.target('blkio');
+    if (blk && !blk.v2 && exists(blk.entry.dir)) {
+      const d = blk.entry.dir;
+      out.blkio = {
+        ioServiceBytesRecursive: blkioEntries(readCgOpt(d, 'blkio.throttle.io_service_bytes_recursive')),
+        ioServicedRecursive: blkioEntries(readCgOpt(d, 'blkio.throttle.io_serviced_recursive')),
+      };
+    }
+    return out;
+  }
+
+  mounts(): CgroupMountInfo {
+    const entries: CgroupMountInfo['entries'] = [];
+    const symlinks: CgroupMountInfo['symlinks'] = [];
+    for (const e of this.entries) {
+      const name = path.basename(e.mountpoint);
+      if (e.unified) {
+        entries.push({ name, hostDir: e.dir, fsOptions: '', fsType: 'cgroup2' });
+        continue;
+      }
+      entries.push({ name, hostDir: e.dir, fsOptions: e.controllers.join(','), fsType: 'cgroup' });
+      if (name.includes(',')) {
+        for (const part of name.split(',')) if (part && part !== name) symlinks.push({ name: part, target: name });
+      }
+    }
+    return { version: 1, entries, symlinks };
+  }
+
+  toJSON(): SavedCgroup {
+    return { version: 1, dirs: this.entries.map((e) => ({ ...e, controllers: [...e.controllers] })) };
+  }
+}
