@@ -5,7 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import { loadCgroup, openCgroup } from './cgroups/index.ts';
 import type { CgroupManager } from './cgroups/index.ts';
 import { cgroupResources, compile } from './compile.ts';
-import { RuntimeError, StateError } from './errors.ts';
+import { NotFoundError, RuntimeError, StateError } from './errors.ts';
 import { runHooks, runHooksWarn } from './hooks.ts';
 import { loadSpec, namespacesOf } from './spec.ts';
 import type { ContainerStatus, Spec, State } from './spec-types.ts';
@@ -193,8 +193,11 @@ export class Runtime {
     try {
       record = this.store.load(id);
     } catch (err) {
-      // Half-created leftovers (no state.json) are removed by a forced delete.
-      if (force && existsSync(this.store.dir(id))) { this.store.remove(id); return; }
+      if (force && err instanceof NotFoundError) {
+        // As runc: a forced delete of a missing container succeeds, and removes half-created leftovers.
+        if (existsSync(this.store.dir(id))) this.store.remove(id);
+        return;
+      }
       throw err;
     }
     const status = statusOf(this.store, record);

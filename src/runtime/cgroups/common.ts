@@ -156,8 +156,12 @@ export function collectPids(dir: string, out: Set<number>): void {
   for (const d of ents) if (d.isDirectory()) collectPids(path.join(dir, d.name), out);
 }
 
-/** rmdir `dir` and its child cgroups, deepest first, retrying EBUSY briefly. Missing is fine. */
-export function removeCgroupTree(dir: string): void {
+/**
+ * rmdir `dir` and its child cgroups, deepest first, retrying EBUSY (a cgroup whose last tasks are
+ * still exiting) until `deadline` (ms since the epoch; shared by all hierarchies of one destroy).
+ * Missing is fine.
+ */
+export function removeCgroupTree(dir: string, deadline = Date.now() + 1000): void {
   let ents: fs.Dirent[];
   try {
     ents = fs.readdirSync(dir, { withFileTypes: true });
@@ -165,18 +169,18 @@ export function removeCgroupTree(dir: string): void {
     if (errno(e) === 'ENOENT') return;
     throw new RuntimeError(`cannot list ${dir}: ${(e as Error).message}`);
   }
-  for (const d of ents) if (d.isDirectory()) removeCgroupTree(path.join(dir, d.name));
-  let delay = 10;
-  for (let attempt = 0; ; attempt++) {
+  for (const d of ents) if (d.isDirectory()) removeCgroupTree(path.join(dir, d.name), deadline);
+  let delay = 5;
+  for (;;) {
     try {
       fs.rmdirSync(dir);
       return;
     } catch (e) {
       const code = errno(e);
       if (code === 'ENOENT') return;
-      if (code === 'EBUSY' && attempt < 6) {
-        sleepSync(delay);
-        delay *= 2;
+      if (code === 'EBUSY' && Date.now() < deadline) {
+        sleepSync(Math.min(delay, Math.max(1, deadline - Date.now())));
+        delay = Math.min(delay * 2, 100);
         continue;
       }
       const pids = new Set<number>();

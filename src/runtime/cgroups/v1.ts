@@ -517,10 +517,11 @@ export class V1Manager implements CgroupManager {
 
   destroy(): void {
     let first: unknown;
+    const deadline = Date.now() + 1000;
     for (const e of this.entries) {
       if (!e.created && !e.owned) continue;
       try {
-        removeCgroupTree(e.dir);
+        removeCgroupTree(e.dir, deadline);
       } catch (err) {
         first ??= err;
       }
