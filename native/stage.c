@@ -84,7 +84,7 @@ static const struct { const char *name; int argc; char phase; } ops[OP_MAX + 1] 
 	[OP_MASK] = {"MASK", 1, 'c'},               [OP_READONLY] = {"READONLY", 1, 'c'},
 	[OP_PIVOT] = {"PIVOT", 1, 'c'},             [OP_WRITE_FILE] = {"WRITE_FILE", 2, 'c'},
 	[OP_SESSION_KEYRING] = {"SESSION_KEYRING", 1, 'c'}, [OP_RLIMIT] = {"RLIMIT", 3, 'c'},
-	[OP_CONSOLE] = {"CONSOLE", 2, 'c'},         [OP_CHDIR] = {"CHDIR", 1, 'c'},
+	[OP_CONSOLE] = {"CONSOLE", 3, 'c'},         [OP_CHDIR] = {"CHDIR", 1, 'c'},
 	[OP_CAPS_BOUNDING] = {"CAPS_BOUNDING", 1, 'c'}, [OP_USER] = {"USER", 4, 'c'},
 	[OP_CAPS] = {"CAPS", 4, 'c'},               [OP_NO_NEW_PRIVS] = {"NO_NEW_PRIVS", 0, 'c'},
 	[OP_SYNC] = {"SYNC", 1, 'c'},               [OP_RUN_HOOK] = {"RUN_HOOK", -4, 'c'},
@@ -730,6 +730,16 @@ static void op_console(const struct arg *a)
 			die("set console size");
 	}
 	snprintf(name, sizeof name, "/dev/pts/%d", pts);
+	if (a[2].len) {
+		/* the console device the plan names (runc: /dev/console) is this pty */
+		need_root("mount console", a[2].s);
+		int t = file_in_root(a[2].s);
+		if (t < 0)
+			die("create %s", a[2].s);
+		if (mount_fd(NULL, s, t, NULL, MS_BIND, NULL) < 0)
+			die("bind %s onto %s", name, a[2].s);
+		close(t);
+	}
 	send_fd(console_fd, m, name);
 	close(m);
 	close(console_fd);
@@ -957,6 +967,12 @@ static void op_exec_prepare(const struct rec *r)
 	exec_envp = string_list(r->a + 2 + argc, r->argc - 2 - argc);
 	const char *name = exec_argv[0];
 	if (strchr(name, '/')) {
+		/* report a missing or non-executable program at create, as runc does, not after start */
+		struct stat st;
+		if (stat(name, &st) < 0)
+			die("exec: \"%s\"", name);
+		if (!S_ISREG(st.st_mode) || faccessat(AT_FDCWD, name, X_OK, AT_EACCESS) < 0)
+			fail(S_ISDIR(st.st_mode) ? EISDIR : EACCES, "exec: \"%s\"", name);
 		exec_path = exec_argv[0];
 		return;
 	}

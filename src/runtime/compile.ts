@@ -181,8 +181,11 @@ export function compile(spec: Spec, opts: CompileOptions): CompiledPlan {
   const mounts = spec.mounts ?? [];
   const devIsBind = mounts.some((m) => containerPath(m.destination) === '/dev' && isBindMount(m));
   const deferredRemounts: [string, number][] = [];
+  // Propagation of individual mounts is set after the pivot: detaching the old root (made rslave
+  // first, so nothing propagates to the host) would otherwise turn a shared mount private again.
+  const propagation: [string, number][] = [];
   for (const [i, mount] of mounts.entries()) {
-    compileMount(plan, mount, i, opts, ns.has('cgroup') && !ns.get('cgroup')!.path, deferredRemounts);
+    compileMount(plan, mount, i, opts, ns.has('cgroup') && !ns.get('cgroup')!.path, deferredRemounts, propagation);
   }
 
   // /dev: the default devices and the spec's, unless /dev is a bind mount of a ready-made tree.
@@ -212,6 +215,7 @@ export function compile(spec: Spec, opts: CompileOptions): CompiledPlan {
 
   plan.add(Op.PIVOT, opts.noPivot ? 1 : 0);
   if (rootProp) plan.add(Op.MOUNT, '', '/', '', propagationFlag(rootProp) | MS.REC, '', 'none', 0);
+  for (const [target, flags] of propagation) plan.add(Op.MOUNT, '', target, '', flags, '', 'none', 1);
 
   for (const [key, value] of Object.entries(linux.sysctl ?? {})) {
     plan.add(Op.WRITE_FILE, `/proc/sys/${key.replace(/\./g, '/')}`, value);
@@ -227,7 +231,7 @@ export function compile(spec: Spec, opts: CompileOptions): CompiledPlan {
   if (spec.root!.readonly) plan.add(Op.MOUNT, '', '/', '', MS.BIND | MS.REMOUNT | MS.RDONLY, '', 'none', 0);
 
   if (process.terminal) {
-    plan.add(Op.CONSOLE, process.consoleSize?.height ?? 0, process.consoleSize?.width ?? 0);
+    plan.add(Op.CONSOLE, process.consoleSize?.height ?? 0, process.consoleSize?.width ?? 0, '/dev/console');
   }
   plan.add(Op.CHDIR, process.cwd);
   for (const r of rlimits) plan.add(Op.RLIMIT, r.resource, BigInt.asUintN(64, BigInt(r.soft)), BigInt.asUintN(64, BigInt(r.hard)));
@@ -278,7 +282,7 @@ function addDevice(plan: Plan, d: Device, newUserNs: boolean): void {
   plan.add(Op.MKNOD, d.path, type, d.major ?? 0, d.minor ?? 0, (d.fileMode ?? 0o666) & 0o7777, d.uid ?? 0, d.gid ?? 0);
 }
 
-function compileMount(plan: Plan, mount: Mount, index: number, opts: CompileOptions, newCgroupNs: boolean, deferred: [string, number][]): void {
+function compileMount(plan: Plan, mount: Mount, index: number, opts: CompileOptions, newCgroupNs: boolean, deferred: [string, number][], propagation: [string, number][]): void {
   const where = `mounts[${index}]`;
   const dest = containerPath(mount.destination);
   if (dest === '/') throw new ConfigError(`${where}.destination: cannot mount over the root; use root.path`);
@@ -298,7 +302,7 @@ function compileMount(plan: Plan, mount: Mount, index: number, opts: CompileOpti
     // A bind mount ignores most flags: apply them with a remount, as mount(8) does.
     const remountFlags = o.flags & ~(MS.REMOUNT | MS.BIND | MS.REC);
     if (remountFlags !== 0) plan.add(Op.MOUNT, '', dest, '', MS.BIND | MS.REMOUNT | remountFlags, '', 'none', 1);
-    for (const p of o.propagation) plan.add(Op.MOUNT, '', dest, '', p, '', 'none', 1);
+    for (const p of o.propagation) propagation.push([dest, p]);
     return;
   }
 
@@ -316,7 +320,7 @@ function compileMount(plan: Plan, mount: Mount, index: number, opts: CompileOpti
   }
   const source = mount.source ?? type;
   plan.add(Op.MOUNT, source, dest, type, flags, o.data.join(','), 'dir', 1);
-  for (const p of o.propagation) plan.add(Op.MOUNT, '', dest, '', p, '', 'none', 1);
+  for (const p of o.propagation) propagation.push([dest, p]);
 }
 
 function compileCgroupMount(plan: Plan, dest: string, flags: number, info: CgroupMountInfo | undefined, newCgroupNs: boolean, where: string): void {
@@ -359,10 +363,10 @@ const ALLOWED_DEVICE_RULES = [
 ] as const;
 
 /** The resources to give the cgroup: the spec's, with device rules for the devices the container gets. */
-export function cgroupResources(spec: Spec): LinuxResources | undefined {
-  const resources = spec.linux?.resources;
-  if (!resources?.devices) return resources;
-  const devices: DeviceCgroupRule[] = [...resources.devices];
+export function cgroupResources(spec: Spec): LinuxResources {
+  const resources = spec.linux?.resources ?? {};
+  // Without rules of its own a container still gets deny-all plus the defaults, never the host's devices.
+  const devices: DeviceCgroupRule[] = resources.devices ? [...resources.devices] : [{ allow: false, access: 'rwm' }];
   for (const d of spec.linux?.devices ?? []) {
     if (d.type === 'p') continue;
     devices.push({ allow: true, type: d.type === 'u' ? 'c' : d.type, major: d.major ?? null, minor: d.minor ?? null, access: 'rwm' });

@@ -1,6 +1,6 @@
 // The runtime as a library: create, start, state, kill, delete, run, list.
 // The CLI (cli.ts) and, later, the engine call these in-process.
-import { closeSync, existsSync, openSync, renameSync, unlinkSync, writeFileSync, writeSync, constants as fsc } from 'node:fs';
+import { closeSync, existsSync, openSync, readlinkSync, renameSync, unlinkSync, writeFileSync, writeSync, constants as fsc } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { loadCgroup, openCgroup } from './cgroups/index.ts';
 import type { CgroupManager } from './cgroups/index.ts';
@@ -166,6 +166,9 @@ export class Runtime {
       closeSync(fd);
     }
     try { unlinkSync(fifo); } catch { /* a concurrent start removed it */ }
+    // poststart hooks run after the user process has started: wait until the init has exec'd
+    // (its startContainer hooks run in between).
+    if (record.hooks.poststart?.length) waitExec(record);
     runHooksWarn('poststart', record.hooks.poststart, stateJson(record, 'running'), (m) => this.logFn('warning', m));
   }
 
@@ -293,6 +296,17 @@ function waitGone(pid: number, timeoutMs: number, startTime?: string): void {
     const stat = procStat(pid);
     if (!stat || stat.state === 'Z' || stat.state === 'X' || (startTime && stat.startTime !== startTime)) return;
     sleepMs(2);
+  }
+}
+
+/** Waits until the init no longer runs the stage (it exec'd the user process, or it died). */
+function waitExec(record: ContainerRecord, timeoutMs = 10000): void {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline && initAlive(record)) {
+    let exe = '';
+    try { exe = readlinkSync(`/proc/${record.pid}/exe`); } catch { return; }
+    if (!exe.startsWith('/memfd:berth-stage')) return;
+    sleepMs(1);
   }
 }
 

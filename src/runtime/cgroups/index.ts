@@ -64,7 +64,11 @@ export interface OpenCgroupOptions {
   layout?: CgroupLayout;
   /** Parent of the default cgroup path "<prefix>/<id>" (default "/berth"). */
   defaultPrefix?: string;
-  /** v1: append runc's default device allow-list (DEFAULT_DEVICE_RULES) after the spec's rules (default true). */
+  /**
+   * v1: append runc's default device allow-list (DEFAULT_DEVICE_RULES) after linux.resources.devices
+   * (default false: the caller passes the complete list). Rules are written (devices.deny "a", then
+   * each rule in order) only when linux.resources.devices is present.
+   */
   defaultDeviceRules?: boolean;
   /**
    * v2: the caller enforces linux.resources.devices itself (eBPF). Without it, create/update refuse
@@ -145,10 +149,9 @@ export function deviceRulesRequested(resources: LinuxResources | undefined): boo
   return !!resources?.devices?.length;
 }
 
-let cachedLayout: CgroupLayout | undefined;
-
 export function openCgroup(opts: OpenCgroupOptions): CgroupManager {
-  const layout = opts.layout ?? (cachedLayout ??= detectLayout());
+  // Not cached: on a shared host controllers can move between v1 hierarchies and the cgroup2 mount.
+  const layout = opts.layout ?? detectLayout();
   const { path: cgPath, isDefault } = normaliseCgroupsPath(opts.cgroupsPath, opts.containerId, opts.defaultPrefix);
   if (layout.version === 2) {
     const h = layout.hierarchies.find((x) => x.version === 2);

@@ -374,7 +374,7 @@ function blkioEntries(text: string | undefined): { major: number; minor: number;
 // ---- manager ----------------------------------------------------------------------------------
 
 export interface V1Options {
-  /** Append runc's default device allow-list after the spec's rules (default true). */
+  /** Append runc's default device allow-list after the given device rules (default false). */
   defaultDeviceRules?: boolean;
 }
 
@@ -426,7 +426,7 @@ export class V1Manager implements CgroupManager {
       }
       const cs = this.target('cpuset');
       if (cs && !cs.v2) initCpusetV1(cs.entry.mountpoint, cs.entry.dir);
-      this.apply(resources ?? {}, false, true);
+      this.apply(resources ?? {}, false);
     } catch (e) {
       rmdirQuiet(made);
       for (const c of createdNow) c.created = false;
@@ -454,7 +454,7 @@ export class V1Manager implements CgroupManager {
     }
   }
 
-  private apply(r: LinuxResources, update: boolean, create: boolean): void {
+  private apply(r: LinuxResources, update: boolean): void {
     if (memoryRequested(r.memory)) {
       const t = this.need('memory', 'linux.resources.memory');
       if (t.v2) setMemoryV2(t.entry.dir, r.memory!, update);
@@ -492,17 +492,17 @@ export class V1Manager implements CgroupManager {
     }
     if (r.network?.classID != null) setNetClsV1(this.need('net_cls', 'linux.resources.network.classID', true).entry.dir, r.network);
     if (r.network?.priorities?.length) setNetPrioV1(this.need('net_prio', 'linux.resources.network.priorities', true).entry.dir, r.network);
-    if (create || r.devices) {
+    // Device rules are written only when given (the caller builds the full list, runc's defaults
+    // included, or asks for them with defaultDeviceRules); without a list the dir is left as made.
+    if (r.devices) {
       const t = this.target('devices');
-      if (t && !t.v2) {
-        setDevicesV1(t.entry.dir, r.devices ?? [], this.opts.defaultDeviceRules === false ? [] : DEFAULT_DEVICE_RULES);
-      }
+      if (t && !t.v2) setDevicesV1(t.entry.dir, r.devices, this.opts.defaultDeviceRules ? DEFAULT_DEVICE_RULES : []);
     }
   }
 
   update(resources: LinuxResources): void {
     this.preflight(resources);
-    this.apply(resources, true, false);
+    this.apply(resources, true);
   }
 
   procsFiles(): string[] {
