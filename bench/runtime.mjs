@@ -4,12 +4,22 @@
 // Measures `run` of a /bin/true bundle and create+start+delete, plus `node -e 0` as the floor.
 // Prints medians (and p10/p90) in ms and ratios to crun. Run on an idle machine; quote medians.
 import { spawnSync, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+// crun 1.8 refuses "hybrid" cgroup hosts (v1 controllers plus a cgroup2 mount holding some). Run the
+// whole benchmark in a private mount namespace without that cgroup2 mount, so that every runtime
+// sees the same plain v1 layout; the host's mounts are untouched.
+if (!process.env.BERTH_BENCH_INNER && existsSync('/sys/fs/cgroup/unified')) {
+  const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c',
+    'umount -n /sys/fs/cgroup/unified 2>/dev/null; exec "$0" "$@"', process.execPath, ...process.argv.slice(1)],
+  { stdio: 'inherit', env: { ...process.env, BERTH_BENCH_INNER: '1' } });
+  process.exit(r.status ?? 1);
+}
 const runsArg = process.argv.indexOf('--runs');
 const runs = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 50;
 
@@ -23,16 +33,21 @@ spec.ociVersion = '1.0.2';
 writeFileSync(specPath, JSON.stringify(spec));
 
 const runtimes = [
-  { name: 'berth', cmd: [process.execPath, join(repo, 'dist/berth-runtime.js')] },
+  { name: 'berth', cmd: [process.execPath, join(repo, 'dist/berth-runtime.cjs')] },
   { name: 'runc', cmd: ['runc'] },
   { name: 'crun', cmd: ['crun'] },
 ].filter((r) => r.name === 'berth' || spawnSync('which', [r.cmd[0]]).status === 0);
 
+// stderr goes to a file: a created container holds its caller's stdio until it exits, so a pipe
+// would never reach EOF.
+const errPath = join(work, 'stderr');
 function time(cmd, args) {
+  const errFd = openSync(errPath, 'w');
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const r = spawnSync(cmd, args, { stdio: ['ignore', 'ignore', errFd] });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
+  closeSync(errFd);
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${readFileSync(errPath, 'utf8')}`);
   return ms;
 }
 
@@ -54,7 +69,7 @@ for (let i = 0; i < runs; i++) {
     time(cmd, [...base, 'start', `${id}-c`]);
     // Wait for /bin/true to exit so delete does not need --force.
     for (let k = 0; k < 200; k++) {
-      const s = spawnSync(cmd, [...base, 'state', `${id}-c`], { encoding: 'utf8' });
+      const s = spawnSync(cmd, [...base, 'state', `${id}-c`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
       if (s.stdout.includes('"stopped"')) break;
     }
     const t1 = process.hrtime.bigint();

@@ -1508,6 +1508,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "berth-stage: sync fd %d: %s\n", sync_fd, strerror(errno));
 		return 1;
 	}
+	/* fds the caller leaked to us (its shell's pipes, …) must not be held open while the
+	 * container waits for start, let alone reach it: keep only stdio, preserved fds and sync */
+	if (syscall(SYS_close_range, (unsigned)sync_fd + 1, ~0U, 0) < 0)
+		for (int fd = sync_fd + 1; fd < 1024; fd++)
+			close(fd);
 	ensure_sealed(argv);
 	/* before any SETNS: the id maps are written through the host's /proc */
 	if ((proc_fd = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)

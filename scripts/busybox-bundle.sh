@@ -16,7 +16,7 @@ done
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' > "$dir/rootfs/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' > "$dir/rootfs/etc/group"
 rm -f "$dir/config.json"
-node "$here/dist/berth-runtime.js" spec --bundle "$dir"
+node "$here/dist/berth-runtime.cjs" spec --bundle "$dir"
 node -e '
 const fs = require("fs");
 const path = process.argv[1] + "/config.json";

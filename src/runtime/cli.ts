@@ -9,6 +9,7 @@ import { RuntimeError } from './errors.ts';
 import { features } from './features.ts';
 import { parseSignal } from './signals.ts';
 import { OCI_VERSION, statusOf } from './state.ts';
+import { mark } from './timing.ts';
 
 const VERSION = '0.1.0';
 
@@ -183,6 +184,7 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  mark('cli loaded');
   const program = buildProgram();
   const globalsForLog = (): GlobalOptions => program.opts<GlobalOptions>();
   try {
@@ -200,4 +202,4 @@ export async function main(argv: string[]): Promise<void> {
   }
 }
 
-await main(process.argv);
+void main(process.argv);

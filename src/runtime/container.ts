@@ -10,6 +10,7 @@ import { runHooks, runHooksWarn } from './hooks.ts';
 import { loadSpec, namespacesOf } from './spec.ts';
 import type { ContainerStatus, Spec, State } from './spec-types.ts';
 import { runStage } from './stage.ts';
+import { mark } from './timing.ts';
 import { initAlive, procStat, stateJson, StateStore, statusOf, type ContainerRecord } from './state.ts';
 
 export const DEFAULT_ROOT = '/run/berth-runtime';
@@ -59,9 +60,11 @@ export class Runtime {
   }
 
   private async createInternal(id: string, opts: CreateOptions, stay: boolean): Promise<{ record: ContainerRecord; exited: Promise<number> }> {
+    mark('create: begin');
     const bundle = resolve(opts.bundle);
     const spec = loadSpec(bundle);
     this.store.reserve(id);
+    mark('config loaded, id reserved');
     let cgroup: CgroupManager | undefined;
     let pid = 0;
     try {
@@ -78,7 +81,9 @@ export class Runtime {
         ...this.cgroupPlanInputs(cg, spec),
       });
       cgroup = cg;
+      mark('plan compiled');
       cg.create(cgroupResources(spec));
+      mark('cgroup created');
       this.debug(`plan for ${id}:\n${plan.describe()}`);
 
       const base = { id, bundle, annotations: spec.annotations ?? {} };
@@ -96,8 +101,10 @@ export class Runtime {
           return Buffer.from(JSON.stringify(stateFor('created', p)));
         },
       });
+      mark('stage spawned');
       try {
         pid = await run.ready;
+        mark('init ready');
       } catch (err) {
         pid = run.pid();
         throw err;
@@ -117,6 +124,7 @@ export class Runtime {
       this.store.write(record);
       if (opts.pidFile) writePidFile(opts.pidFile, pid);
       if (!stay) run.detach();
+      mark('state written');
       return { record, exited: run.exited };
     } catch (err) {
       if (pid > 0) {
@@ -257,13 +265,17 @@ export class Runtime {
     for (const s of signals) process.on(s, forward);
     try {
       this.start(id);
-      return await exited;
+      mark('started');
+      const code = await exited;
+      mark('init exited');
+      return code;
     } finally {
       for (const s of signals) process.off(s, forward);
       try {
         const latest = this.store.load(id);
         if (statusOf(this.store, latest) !== 'stopped') this.killEverything(latest);
         this.destroy(latest);
+        mark('deleted');
       } catch (err) {
         this.logFn('warning', `cleaning up "${id}": ${(err as Error).message}`);
       }

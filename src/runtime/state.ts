@@ -1,6 +1,6 @@
 // Per-container state on disk: <root>/<id>/state.json and the exec fifo.
 // A container's status is derived from its init process, never trusted from the file.
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SavedCgroup } from './cgroups/index.ts';
 import { NotFoundError, RuntimeError } from './errors.ts';
@@ -58,13 +58,9 @@ export class StateStore {
   write(record: ContainerRecord): void {
     const dir = this.dir(record.id);
     const tmp = join(dir, 'state.json.tmp');
-    const fd = openSync(tmp, 'w', 0o600);
-    try {
-      writeSync(fd, JSON.stringify(record));
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
+    // The state root is runtime state (tmpfs by default, gone at reboot): rename makes the update
+    // atomic; an fsync would only add latency to every create.
+    writeFileSync(tmp, JSON.stringify(record), { mode: 0o600 });
     renameSync(tmp, join(dir, 'state.json'));
   }
 

@@ -2,7 +2,7 @@
 // a private state root (`--root`) per bundle, and a helper that drives the runtime CLI.
 //
 // The suite is runtime-agnostic: the binary under test is $BERTH_RUNTIME, or
-// <repo>/dist/berth-runtime.js when unset (e.g. BERTH_RUNTIME=/usr/sbin/runc to check the
+// <repo>/dist/berth-runtime.cjs when unset (e.g. BERTH_RUNTIME=/usr/sbin/runc to check the
 // tests themselves against a reference runtime).
 import { spawn, spawnSync, type StdioOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -14,8 +14,8 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const RUNTIME = process.env.BERTH_RUNTIME ?? join(REPO_ROOT, 'dist', 'berth-runtime.js');
-/** Basename of the runtime under test: 'berth-runtime.js', 'runc', 'crun', … */
+export const RUNTIME = process.env.BERTH_RUNTIME ?? join(REPO_ROOT, 'dist', 'berth-runtime.cjs');
+/** Basename of the runtime under test: 'berth-runtime.cjs', 'runc', 'crun', … */
 export const RUNTIME_NAME = basename(RUNTIME);
 export const BUSYBOX = process.env.BERTH_TEST_BUSYBOX ?? '/bin/busybox';
 export const PYTHON = process.env.BERTH_TEST_PYTHON ?? (existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3');

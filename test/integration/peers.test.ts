@@ -5,7 +5,7 @@
  *   2. dockerd + containerd (runc v2 shim), daemon.json `runtimes: {berth: {path: <runtime>}}`:
  *                          docker run --runtime berth --rm <busybox> echo hi
  *
- * Runtime under test: $BERTH_RUNTIME, default <repo>/dist/berth-runtime.js. Any runc-compatible
+ * Runtime under test: $BERTH_RUNTIME, default <repo>/dist/berth-runtime.cjs. Any runc-compatible
  * binary works (validate the harness with BERTH_RUNTIME=/usr/sbin/runc or /usr/bin/crun).
  *
  * There is no registry: a busybox image is built from Debian's busybox-static (rootfs with
@@ -63,7 +63,7 @@ import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const RUNTIME = path.resolve(process.env.BERTH_RUNTIME ?? path.join(REPO, 'dist', 'berth-runtime.js'));
+const RUNTIME = path.resolve(process.env.BERTH_RUNTIME ?? path.join(REPO, 'dist', 'berth-runtime.cjs'));
 const REQUIRE_PEERS = process.env.BERTH_REQUIRE_PEERS === '1';
 const STRICT_HOST = process.env.BERTH_PEERS_STRICT === '1';
 const IMAGE = 'localhost/berth-busybox:peers';

@@ -296,3 +296,15 @@ export function checkAccess(access: string | undefined, i: number): string {
   }
   return a;
 }
+
+/**
+ * Removes the default parent ("/berth") of a container cgroup once its last container is gone, so
+ * nothing Berth made outlives its containers. A concurrent create re-creates it (mkdir -p retries).
+ */
+export function removeEmptyParent(dir: string): void {
+  try {
+    fs.rmdirSync(path.dirname(dir));
+  } catch {
+    /* still in use by other containers, or already gone */
+  }
+}

@@ -10,7 +10,7 @@ import type {
 import type { CgroupManager, CgroupMountInfo, CgroupStats, SavedCgroup } from './index.ts';
 import {
   type DirEntry, UNLIMITED, checkAccess, checkPageSize, collectPids, devKey, exists, fmtInt, mkdirChain,
-  parseFlatKeyed, parseNum, pathChain, readCgOpt, removeCgroupTree, rmdirQuiet, sleepSync, writeCg,
+  parseFlatKeyed, parseNum, pathChain, readCgOpt, removeCgroupTree, removeEmptyParent, rmdirQuiet, sleepSync, writeCg,
 } from './common.ts';
 import {
   enableV2Controllers, freezeV2, frozenV2, pidsValue, rdmaLines, setCpuV2, setCpusetV2, setHugetlbV2, setIoV2, setMemoryV2,
@@ -522,6 +522,7 @@ export class V1Manager implements CgroupManager {
       if (!e.created && !e.owned) continue;
       try {
         removeCgroupTree(e.dir, deadline);
+        if (e.owned) removeEmptyParent(e.dir);
       } catch (err) {
         first ??= err;
       }

@@ -10,7 +10,7 @@ import type {
 import type { CgroupManager, CgroupMountInfo, CgroupStats, SavedCgroup } from './index.ts';
 import {
   type DirEntry, UNLIMITED, checkPageSize, collectPids, devKey, exists, fmtInt, mkdirChain, parseFlatKeyed,
-  parseNum, pathChain, readCgOpt, removeCgroupTree, rmdirQuiet, sleepSync, writeCg,
+  parseNum, pathChain, readCgOpt, removeCgroupTree, removeEmptyParent, rmdirQuiet, sleepSync, writeCg,
 } from './common.ts';
 
 // ---- conversions (runc's) -------------------------------------------------------------------
@@ -462,6 +462,7 @@ export class V2Manager implements CgroupManager {
 
   destroy(): void {
     if (this.entry.created || this.entry.owned) removeCgroupTree(this.entry.dir);
+    if (this.entry.owned) removeEmptyParent(this.entry.dir);
   }
 
   freeze(): void {
