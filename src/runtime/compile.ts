@@ -172,7 +172,8 @@ export function compile(spec: Spec, opts: CompileOptions): CompiledPlan {
   // Propagation: never let the container's mounts reach the host (slave unless asked otherwise;
   // pivot_root refuses shared mounts, so "shared" is applied after the pivot).
   const rootProp = linux.rootfsPropagation;
-  const initialProp = rootProp && !rootProp.includes('shared') ? propagationFlag(rootProp) | MS.REC : MS.SLAVE | MS.REC;
+  // (unbindable would also forbid binding the rootfs onto itself, so it too waits for the pivot.)
+  const initialProp = rootProp && /^r?(private|slave)$/.test(rootProp) ? propagationFlag(rootProp) | MS.REC : MS.SLAVE | MS.REC;
   plan.add(Op.MOUNT, '', '/', '', initialProp, '', 'none', 0);
   plan.add(Op.MOUNT, rootfs, rootfs, '', MS.BIND | MS.REC, '', 'none', 0);
   plan.add(Op.MOUNT, '', rootfs, '', MS.PRIVATE, '', 'none', 0);
@@ -214,8 +215,6 @@ export function compile(spec: Spec, opts: CompileOptions): CompiledPlan {
   }
 
   plan.add(Op.PIVOT, opts.noPivot ? 1 : 0);
-  if (rootProp) plan.add(Op.MOUNT, '', '/', '', propagationFlag(rootProp) | MS.REC, '', 'none', 0);
-  for (const [target, flags] of propagation) plan.add(Op.MOUNT, '', target, '', flags, '', 'none', 1);
 
   for (const [key, value] of Object.entries(linux.sysctl ?? {})) {
     plan.add(Op.WRITE_FILE, `/proc/sys/${key.replace(/\./g, '/')}`, value);
@@ -229,6 +228,9 @@ export function compile(spec: Spec, opts: CompileOptions): CompiledPlan {
     plan.add(Op.MASK, containerPath(p));
   }
   if (spec.root!.readonly) plan.add(Op.MOUNT, '', '/', '', MS.BIND | MS.REMOUNT | MS.RDONLY, '', 'none', 0);
+  // Last: an unbindable root would forbid the bind mounts of readonlyPaths and maskedPaths above.
+  if (rootProp) plan.add(Op.MOUNT, '', '/', '', propagationFlag(rootProp) | MS.REC, '', 'none', 0);
+  for (const [target, flags] of propagation) plan.add(Op.MOUNT, '', target, '', flags, '', 'none', 1);
 
   if (process.terminal) {
     plan.add(Op.CONSOLE, process.consoleSize?.height ?? 0, process.consoleSize?.width ?? 0, '/dev/console');
