@@ -8,6 +8,7 @@ import { ConfigError } from './errors.ts';
 import { MS, parseMountOptions } from './mount-options.ts';
 import { Op, Plan } from './plan.ts';
 import { rlimitNumber } from './rlimits.ts';
+import { compileSeccomp } from './seccomp/index.ts';
 import { namespacesOf } from './spec.ts';
 import type { Device, DeviceCgroupRule, Hook, IdMapping, LinuxResources, Mount, NamespaceType, Spec } from './spec-types.ts';
 
@@ -104,7 +105,6 @@ export function compile(spec: Spec, opts: CompileOptions): CompiledPlan {
   if (process.apparmorProfile) throw new ConfigError('process.apparmorProfile: AppArmor is not available on this host');
   if (process.selinuxLabel) throw new ConfigError('process.selinuxLabel: SELinux is not available on this host');
   if (linux.mountLabel) throw new ConfigError('linux.mountLabel: SELinux is not available on this host');
-  if (linux.seccomp) throw new ConfigError('linux.seccomp: seccomp filters are not supported yet; refusing to run without the requested filter');
   if (linux.intelRdt) throw new ConfigError('linux.intelRdt: Intel RDT is not supported');
   if (linux.personality) throw new ConfigError('linux.personality: not supported yet');
   if (!ns.has('mount')) throw new ConfigError('linux.namespaces: a mount namespace is required (mounts would otherwise change the host)');
@@ -140,6 +140,10 @@ export function compile(spec: Spec, opts: CompileOptions): CompiledPlan {
   const ambient = capabilityMask(caps.ambient, 'ambient') & permitted & inheritable;
   const rlimits = (process.rlimits ?? []).map((r) => ({ resource: rlimitNumber(r.type), soft: r.soft, hard: r.hard }));
   for (const key of Object.keys(linux.sysctl ?? {})) checkSysctl(key, spec);
+  const seccomp = linux.seccomp ? compileSeccomp(linux.seccomp) : undefined;
+  if (seccomp?.needsListener) {
+    throw new ConfigError('linux.seccomp: SCMP_ACT_NOTIFY (a seccomp user-notification listener) is not supported yet');
+  }
 
   // ---- parent (stage 0), in the host's namespaces ----
   if (process.oomScoreAdj !== undefined) plan.add(Op.OOM_SCORE_ADJ, process.oomScoreAdj);
@@ -242,6 +246,9 @@ export function compile(spec: Spec, opts: CompileOptions): CompiledPlan {
   const pathVar = env.filter((e) => e.startsWith('PATH=')).pop()?.slice(5) ?? DEFAULT_PATH;
   plan.add(Op.EXEC_PREPARE, pathVar, process.args.length, ...process.args, ...env);
 
+  // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while the init still has
+  // it. With no_new_privs, load it as late as possible, right before exec (as runc does).
+  if (seccomp && !process.noNewPrivileges) plan.add(Op.SECCOMP, seccomp.flags, seccomp.filter);
   plan.add(Op.CAPS_BOUNDING, bounding);
   const user = process.user;
   const groups = (user.additionalGids ?? []).join(',');
@@ -255,6 +262,7 @@ export function compile(spec: Spec, opts: CompileOptions): CompiledPlan {
   }
   plan.add(Op.WAIT_START);
   for (const hook of hooks.startContainer ?? []) plan.add(Op.RUN_HOOK, ...hookArgs(hook));
+  if (seccomp && process.noNewPrivileges) plan.add(Op.SECCOMP, seccomp.flags, seccomp.filter);
   plan.add(Op.EXEC, opts.preserveFds ?? 0);
   return { plan, syncPoints };
 }

@@ -1,5 +1,6 @@
 // `berth-runtime features`: what this runtime implements, in the runtime-spec "features" format.
 import { CAPABILITIES } from './capabilities.ts';
+import { SECCOMP_ACTIONS, SECCOMP_FILTER_FLAGS, SECCOMP_OPERATORS, SECCOMP_SUPPORTED_ARCHES } from './seccomp/index.ts';
 import { OCI_VERSION } from './state.ts';
 
 export function features(): Record<string, unknown> {
@@ -17,7 +18,14 @@ export function features(): Record<string, unknown> {
       namespaces: ['cgroup', 'ipc', 'mount', 'network', 'pid', 'time', 'user', 'uts'],
       capabilities: [...CAPABILITIES],
       cgroup: { v1: true, v2: true, systemd: false, systemdUser: false, rdma: false },
-      seccomp: { enabled: false },
+      seccomp: {
+        enabled: true,
+        actions: [...SECCOMP_ACTIONS].filter((a) => a !== 'SCMP_ACT_NOTIFY'),
+        operators: [...SECCOMP_OPERATORS],
+        archs: [...SECCOMP_SUPPORTED_ARCHES],
+        knownFlags: Object.keys(SECCOMP_FILTER_FLAGS),
+        supportedFlags: Object.keys(SECCOMP_FILTER_FLAGS),
+      },
       apparmor: { enabled: false },
       selinux: { enabled: false },
       intelRdt: { enabled: false },

@@ -89,11 +89,11 @@ export function assemble(program: Insn[]): Buffer {
     let changed = false;
     placed.forEach((e, ix) => {
       if (e.insn.op !== 'jmp') return;
-      const after = pos[ix]! + 1 + (e.farT ? 1 : 0) + (e.farF ? 1 : 0);
+      // Offsets count from the instruction after the jump (trampolines included).
       const check = (t: Target): boolean => {
         const to = indexOf(t);
         if (to <= ix) throw new Error(`bpf: backward or self jump to ${targetName(t)}`);
-        return pos[to]! - after > 255;
+        return pos[to]! - (pos[ix]! + 1) > 255;
       };
       if (!e.farT && check(e.insn.jt)) { e.farT = true; changed = true; }
       if (!e.farF && check(e.insn.jf)) { e.farF = true; changed = true; }
@@ -121,12 +121,11 @@ export function assemble(program: Insn[]): Buffer {
         break;
       }
       case 'jmp': {
-        const after = at + 1 + (e.farT ? 1 : 0) + (e.farF ? 1 : 0);
         let jt: number;
         let jf: number;
         let slot = at + 1;
-        if (e.farT) { jt = slot - (at + 1); trampoline(slot++, i.jt); } else jt = pos[indexOf(i.jt)]! - after;
-        if (e.farF) { jf = slot - (at + 1); trampoline(slot++, i.jf); } else jf = pos[indexOf(i.jf)]! - after;
+        if (e.farT) { jt = slot - (at + 1); trampoline(slot++, i.jt); } else jt = pos[indexOf(i.jt)]! - (at + 1);
+        if (e.farF) { jf = slot - (at + 1); trampoline(slot++, i.jf); } else jf = pos[indexOf(i.jf)]! - (at + 1);
         encode(out, at, COND_CODE[i.cond], jt, jf, i.k);
         break;
       }
