@@ -69,7 +69,8 @@ enum {
 	OP_WRITE_FILE, OP_SESSION_KEYRING, OP_RLIMIT, OP_CONSOLE, OP_CHDIR,
 	OP_CAPS_BOUNDING, OP_USER, OP_CAPS, OP_NO_NEW_PRIVS, OP_SYNC, OP_RUN_HOOK,
 	OP_EXEC_PREPARE, OP_WAIT_START, OP_EXEC, OP_SECCOMP, OP_CONSOLE_PROXY,
-	OP_MAX = OP_CONSOLE_PROXY,
+	OP_CGROUP_DEVICES, /* 34 */
+	OP_MAX = OP_CGROUP_DEVICES,
 };
 
 /* name, argc (negative: at least -argc), phase: 'p' before CLONE, 'c' after */
@@ -90,7 +91,7 @@ static const struct { const char *name; int argc; char phase; } ops[OP_MAX + 1] 
 	[OP_SYNC] = {"SYNC", 1, 'c'},               [OP_RUN_HOOK] = {"RUN_HOOK", -4, 'c'},
 	[OP_EXEC_PREPARE] = {"EXEC_PREPARE", -2, 'c'}, [OP_WAIT_START] = {"WAIT_START", 0, 'c'},
 	[OP_EXEC] = {"EXEC", 1, 'c'},               [OP_SECCOMP] = {"SECCOMP", 2, 'c'},
-	[OP_CONSOLE_PROXY] = {"CONSOLE_PROXY", 0, 'p'},
+	[OP_CONSOLE_PROXY] = {"CONSOLE_PROXY", 0, 'p'}, [OP_CGROUP_DEVICES] = {"CGROUP_DEVICES", 2, 'p'},
 };
 
 static int sync_fd = -1;     /* -1 once closed by WAIT_START: errors then go to stderr */
@@ -649,12 +650,18 @@ static void op_readonly(const char *path)
 	close(fd);
 }
 
-static void op_pivot(bool no_pivot)
+/* mode 0: pivot_root; 1: move the rootfs onto / and chroot (--no-pivot); 2: chroot only (no
+ * mount namespace: the rootfs stays where it is in the host's tree) */
+static void op_pivot(unsigned mode)
 {
+	bool no_pivot = mode == 1;
 	need_root("pivot", "/");
 	if (fchdir(root_fd) < 0)
 		die("chdir to rootfs");
-	if (!no_pivot) {
+	if (mode == 2) {
+		if (chroot(".") < 0)
+			die("chroot");
+	} else if (!no_pivot) {
 		if (syscall(SYS_pivot_root, ".", ".") < 0)
 			die("pivot_root");
 		/*
@@ -1304,12 +1311,101 @@ static void op_console_socket(const char *path)
 		die("connect console socket %s", path);
 }
 
+/* ---------- CGROUP_DEVICES: the cgroup v2 device program (begin) ---------- */
+#include <linux/bpf.h>
+
+static int sys_bpf(int cmd, union bpf_attr *attr)
+{
+	return (int)syscall(SYS_bpf, cmd, attr, sizeof *attr);
+}
+
+/* Loads the BPF_PROG_TYPE_CGROUP_DEVICE program (struct bpf_insn bytes) and attaches it to the
+ * cgroup dir; programs attached there before are detached afterwards, so a second call replaces. */
+static void op_cgroup_devices(const struct arg *a)
+{
+	const char *dir = a[0].s;
+	size_t len = a[1].len;
+	union bpf_attr attr;
+	static char log[1 << 16];
+	if (len == 0 || len % sizeof(struct bpf_insn) || len / sizeof(struct bpf_insn) > 4096)
+		fail(0, "cgroup devices: invalid program length %zu in plan", len);
+	memset(&attr, 0, sizeof attr);
+	attr.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
+	attr.insns = (uintptr_t)a[1].s;
+	attr.insn_cnt = (uint32_t)(len / sizeof(struct bpf_insn));
+	attr.license = (uintptr_t)"Apache-2.0";
+	int prog = sys_bpf(BPF_PROG_LOAD, &attr);
+	if (prog < 0) {
+		/* again with the verifier's log (not the first time: a too small log fails a good program) */
+		int err = errno;
+		attr.log_buf = (uintptr_t)log;
+		attr.log_size = sizeof log;
+		attr.log_level = 1;
+		if (sys_bpf(BPF_PROG_LOAD, &attr) < 0)
+			err = errno;
+		size_t n = strnlen(log, sizeof log);
+		fail(err, "load the device eBPF program for %s%s%s", dir, n ? ": verifier: " : "",
+		     n > 1500 ? log + n - 1500 : log);
+	}
+	int cg = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cg < 0)
+		die("open cgroup %s", dir);
+
+	/* what is attached now: the count first, then the ids */
+	uint32_t cnt = 0, flags = BPF_F_ALLOW_MULTI, *ids = NULL;
+	for (int pass = 0; pass < 2; pass++) {
+		memset(&attr, 0, sizeof attr);
+		attr.query.target_fd = (uint32_t)cg;
+		attr.query.attach_type = BPF_CGROUP_DEVICE;
+		attr.query.prog_cnt = cnt;
+		attr.query.prog_ids = (uintptr_t)ids;
+		if (sys_bpf(BPF_PROG_QUERY, &attr) < 0)
+			die("query the device programs of cgroup %s", dir);
+		if (pass == 0 && (cnt = attr.query.prog_cnt) == 0)
+			break;
+		if (pass == 0 && !(ids = calloc(cnt, sizeof *ids)))
+			die("malloc");
+		cnt = attr.query.prog_cnt < cnt ? attr.query.prog_cnt : cnt;
+	}
+	/* A cgroup in single-program mode (attached by someone else without BPF_F_ALLOW_MULTI) only
+	 * takes a replacement with its own flags; in multi mode we add ours, then remove the others. */
+	if (cnt && !(attr.query.attach_flags & BPF_F_ALLOW_MULTI))
+		flags = attr.query.attach_flags;
+	memset(&attr, 0, sizeof attr);
+	attr.target_fd = (uint32_t)cg;
+	attr.attach_bpf_fd = (uint32_t)prog;
+	attr.attach_type = BPF_CGROUP_DEVICE;
+	attr.attach_flags = flags;
+	if (sys_bpf(BPF_PROG_ATTACH, &attr) < 0)
+		die("attach the device eBPF program to cgroup %s", dir);
+	for (uint32_t i = 0; i < cnt && (flags & BPF_F_ALLOW_MULTI); i++) {
+		memset(&attr, 0, sizeof attr);
+		attr.prog_id = ids[i];
+		int old = sys_bpf(BPF_PROG_GET_FD_BY_ID, &attr);
+		if (old < 0 && errno == ENOENT)
+			continue; /* detached meanwhile */
+		if (old < 0)
+			die("get the old device program %u of cgroup %s", ids[i], dir);
+		memset(&attr, 0, sizeof attr);
+		attr.target_fd = (uint32_t)cg;
+		attr.attach_bpf_fd = (uint32_t)old;
+		attr.attach_type = BPF_CGROUP_DEVICE;
+		if (sys_bpf(BPF_PROG_DETACH, &attr) < 0 && errno != ENOENT)
+			die("detach the old device program %u from cgroup %s", ids[i], dir);
+		close(old);
+	}
+	free(ids);
+	close(cg);
+	close(prog); /* the attachment holds the program */
+}
+/* ---------- CGROUP_DEVICES (end) ---------- */
+
 /* ---------- main ---------- */
 
 /* Only file contents, hook stdin and BPF code may contain NULs; elsewhere one would cut a string short. */
 static bool binary_arg(unsigned op, unsigned i)
 {
-	return i == 1 && (op == OP_WRITE_FILE || op == OP_RUN_HOOK || op == OP_SECCOMP);
+	return i == 1 && (op == OP_WRITE_FILE || op == OP_RUN_HOOK || op == OP_SECCOMP || op == OP_CGROUP_DEVICES);
 }
 
 static void run(const struct rec *recs, size_t n)
@@ -1355,6 +1451,9 @@ static void run(const struct rec *recs, size_t n)
 			break;
 		case OP_CONSOLE_SOCKET:
 			op_console_socket(a[0].s);
+			break;
+		case OP_CGROUP_DEVICES:
+			op_cgroup_devices(a);
 			break;
 		case OP_CONSOLE_PROXY: {
 			int sv[2];
@@ -1402,7 +1501,7 @@ static void run(const struct rec *recs, size_t n)
 			op_readonly(a[0].s);
 			break;
 		case OP_PIVOT:
-			op_pivot(flag(a[0].s, "no_pivot"));
+			op_pivot((unsigned)num(a[0].s, 2, "pivot mode"));
 			break;
 		case OP_WRITE_FILE: {
 			need_root("write", a[0].s);

@@ -10,6 +10,7 @@ import { features } from './features.ts';
 import { parseSignal } from './signals.ts';
 import { OCI_VERSION, statusOf } from './state.ts';
 import { mark } from './timing.ts';
+import { writeStderr, writeStdout } from './output.ts';
 
 const VERSION = '0.1.0';
 
@@ -31,7 +32,7 @@ function makeLogger(opts: GlobalOptions) {
       try { appendFileSync(opts.log, `${line}\n`); } catch { /* logging must not fail the operation */ }
     }
     if (level === 'error' || level === 'warning' || (level === 'debug' && opts.debug && !opts.log)) {
-      process.stderr.write(level === 'error' ? `berth-runtime: ${message}\n` : `berth-runtime: ${level}: ${message}\n`);
+      writeStderr(level === 'error' ? `berth-runtime: ${message}\n` : `berth-runtime: ${level}: ${message}\n`);
     }
   };
 }
@@ -114,7 +115,7 @@ export function buildProgram(): Command {
 
   program.command('state').description('print the state of a container as JSON').argument('<id>')
     .action((id: string) => {
-      process.stdout.write(`${JSON.stringify(runtime.state(id), null, '  ')}\n`);
+      writeStdout(`${JSON.stringify(runtime.state(id), null, '  ')}\n`);
     });
 
   program.command('kill').description('send a signal to the container\'s init (default SIGTERM)')
@@ -138,14 +139,14 @@ export function buildProgram(): Command {
     .option('-q, --quiet', 'only ids')
     .action((o: { format: string; quiet?: boolean }) => {
       const list = runtime.list();
-      if (o.quiet) { for (const c of list) process.stdout.write(`${c.id}\n`); return; }
+      if (o.quiet) { for (const c of list) writeStdout(`${c.id}\n`); return; }
       if (o.format === 'json') {
-        process.stdout.write(`${JSON.stringify(list.map((c) => ({ ociVersion: c.ociVersion, id: c.id, pid: c.pid ?? 0, status: c.status, bundle: c.bundle, rootfs: c.rootfs, created: c.created, owner: 'root', annotations: c.annotations })))}\n`);
+        writeStdout(`${JSON.stringify(list.map((c) => ({ ociVersion: c.ociVersion, id: c.id, pid: c.pid ?? 0, status: c.status, bundle: c.bundle, rootfs: c.rootfs, created: c.created, owner: 'root', annotations: c.annotations })))}\n`);
         return;
       }
       const rows = [['ID', 'PID', 'STATUS', 'BUNDLE', 'CREATED', 'OWNER'], ...list.map((c) => [c.id, String(c.pid ?? 0), c.status, c.bundle, c.created, 'root'])];
       const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-      for (const r of rows) process.stdout.write(`${r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] + 3))).join('')}\n`);
+      for (const r of rows) writeStdout(`${r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] + 3))).join('')}\n`);
     });
 
   program.command('ps').description('list the processes in a container')
@@ -153,15 +154,15 @@ export function buildProgram(): Command {
     .argument('<id>').argument('[ps-args...]', 'arguments for ps(1)')
     .action(async (id: string, psArgs: string[], o: { format: string }) => {
       const pids = runtime.pids(id);
-      if (o.format === 'json') { process.stdout.write(`${JSON.stringify(pids)}\n`); return; }
+      if (o.format === 'json') { writeStdout(`${JSON.stringify(pids)}\n`); return; }
       const { execFileSync } = await import('node:child_process');
       const out = execFileSync('ps', psArgs.length ? psArgs : ['-ef'], { encoding: 'utf8' }).split('\n');
       const header = out[0];
       const pidCol = header.trim().split(/\s+/).indexOf('PID');
-      process.stdout.write(`${header}\n`);
+      writeStdout(`${header}\n`);
       for (const line of out.slice(1)) {
         const cols = line.trim().split(/\s+/);
-        if (pidCol >= 0 && pids.includes(Number(cols[pidCol]))) process.stdout.write(`${line}\n`);
+        if (pidCol >= 0 && pids.includes(Number(cols[pidCol]))) writeStdout(`${line}\n`);
       }
     });
 
@@ -177,7 +178,7 @@ export function buildProgram(): Command {
   }
 
   program.command('features').description('print what this runtime supports (runtime-spec features JSON)')
-    .action(() => { process.stdout.write(`${JSON.stringify(features(), null, '    ')}\n`); });
+    .action(() => { writeStdout(`${JSON.stringify(features(), null, '    ')}\n`); });
 
   program.exitOverride();
   return program;

@@ -53,6 +53,8 @@ export interface CompileOptions {
   /** cgroup.procs files to join, and what a "cgroup" mount should show. */
   cgroupProcs: string[];
   cgroupMounts?: CgroupMountInfo;
+  /** cgroup v2: the container's cgroup dir and the eBPF device program (cgroups/devices-bpf.ts) to attach to it. */
+  cgroupDevices?: { dir: string; program: Buffer };
 }
 
 export interface CompiledPlan {
@@ -107,7 +109,15 @@ export function compile(spec: Spec, opts: CompileOptions): CompiledPlan {
   if (linux.mountLabel) throw new ConfigError('linux.mountLabel: SELinux is not available on this host');
   if (linux.intelRdt) throw new ConfigError('linux.intelRdt: Intel RDT is not supported');
   if (linux.personality) throw new ConfigError('linux.personality: not supported yet');
-  if (!ns.has('mount')) throw new ConfigError('linux.namespaces: a mount namespace is required (mounts would otherwise change the host)');
+  // Without a mount namespace the container shares the host's mount table (the spec allows it, runc
+  // and crun do it): its mounts land under the rootfs on the host, and delete unmounts them again.
+  // Anything that would change mounts outside the rootfs is refused.
+  const ownMountNs = ns.has('mount');
+  if (!ownMountNs) {
+    if (spec.root!.readonly) throw new ConfigError('root.readonly: needs a mount namespace (it would remount a host filesystem read-only)');
+    if (linux.rootfsPropagation) throw new ConfigError('linux.rootfsPropagation: needs a mount namespace (it would change the host\'s propagation)');
+    if (opts.noPivot) throw new ConfigError('--no-pivot: needs a mount namespace');
+  }
 
   const newUserNs = ns.has('user') && !ns.get('user')!.path;
   if (newUserNs && (!linux.uidMappings?.length || !linux.gidMappings?.length)) {
@@ -148,6 +158,8 @@ export function compile(spec: Spec, opts: CompileOptions): CompiledPlan {
   // ---- parent (stage 0), in the host's namespaces ----
   if (process.oomScoreAdj !== undefined) plan.add(Op.OOM_SCORE_ADJ, process.oomScoreAdj);
   for (const procs of opts.cgroupProcs) plan.add(Op.CGROUP_JOIN, procs);
+  // v2 device rules: attached once the stage is in the cgroup, so everything after is subject to them.
+  if (opts.cgroupDevices) plan.add(Op.CGROUP_DEVICES, opts.cgroupDevices.dir, opts.cgroupDevices.program);
   plan.add(Op.FIFO, opts.fifoPath);
   if (process.terminal && opts.consoleSocket) plan.add(Op.CONSOLE_SOCKET, resolve(opts.consoleSocket));
   else if (process.terminal) plan.add(Op.CONSOLE_PROXY);
@@ -178,9 +190,11 @@ export function compile(spec: Spec, opts: CompileOptions): CompiledPlan {
   const rootProp = linux.rootfsPropagation;
   // (unbindable would also forbid binding the rootfs onto itself, so it too waits for the pivot.)
   const initialProp = rootProp && /^r?(private|slave)$/.test(rootProp) ? propagationFlag(rootProp) | MS.REC : MS.SLAVE | MS.REC;
-  plan.add(Op.MOUNT, '', '/', '', initialProp, '', 'none', 0);
-  plan.add(Op.MOUNT, rootfs, rootfs, '', MS.BIND | MS.REC, '', 'none', 0);
-  plan.add(Op.MOUNT, '', rootfs, '', MS.PRIVATE, '', 'none', 0);
+  if (ownMountNs) {
+    plan.add(Op.MOUNT, '', '/', '', initialProp, '', 'none', 0);
+    plan.add(Op.MOUNT, rootfs, rootfs, '', MS.BIND | MS.REC, '', 'none', 0);
+    plan.add(Op.MOUNT, '', rootfs, '', MS.PRIVATE, '', 'none', 0);
+  }
   plan.add(Op.ROOTFS, rootfs);
 
   const mounts = spec.mounts ?? [];
@@ -218,7 +232,7 @@ export function compile(spec: Spec, opts: CompileOptions): CompiledPlan {
     for (const hook of hooks.createContainer ?? []) plan.add(Op.RUN_HOOK, ...hookArgs(hook));
   }
 
-  plan.add(Op.PIVOT, opts.noPivot ? 1 : 0);
+  plan.add(Op.PIVOT, !ownMountNs ? 2 : opts.noPivot ? 1 : 0);
 
   for (const [key, value] of Object.entries(linux.sysctl ?? {})) {
     plan.add(Op.WRITE_FILE, `/proc/sys/${key.replace(/\./g, '/')}`, value);
@@ -376,11 +390,14 @@ const ALLOWED_DEVICE_RULES = [
 export function cgroupResources(spec: Spec): LinuxResources {
   const resources = spec.linux?.resources ?? {};
   // Without rules of its own a container still gets deny-all plus the defaults, never the host's devices.
-  const devices: DeviceCgroupRule[] = resources.devices ? [...resources.devices] : [{ allow: false, access: 'rwm' }];
+  const rules: DeviceCgroupRule[] = resources.devices ? [...resources.devices] : [{ allow: false, access: 'rwm' }];
+  const added: DeviceCgroupRule[] = [];
   for (const d of spec.linux?.devices ?? []) {
     if (d.type === 'p') continue;
-    devices.push({ allow: true, type: d.type === 'u' ? 'c' : d.type, major: d.major ?? null, minor: d.minor ?? null, access: 'rwm' });
+    added.push({ allow: true, type: d.type === 'u' ? 'c' : d.type, major: d.major ?? null, minor: d.minor ?? null, access: 'rwm' });
   }
-  devices.push(...ALLOWED_DEVICE_RULES.map((r) => ({ ...r })));
-  return { ...resources, devices };
+  added.push(...ALLOWED_DEVICE_RULES.map((r) => ({ ...r })));
+  // The spec's rules first, in their order (the runtime-spec requires it, and the runtime-tools
+  // suite checks devices.list position by position), then the runtime's allows, as runc and crun do.
+  return { ...resources, devices: [...rules, ...added] };
 }

@@ -1,9 +1,11 @@
 // The runtime as a library: create, start, state, kill, delete, run, list.
 // The CLI (cli.ts) and, later, the engine call these in-process.
-import { closeSync, existsSync, openSync, readlinkSync, renameSync, unlinkSync, writeFileSync, writeSync, constants as fsc } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync, readlinkSync, renameSync, unlinkSync, writeFileSync, writeSync, constants as fsc } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { loadCgroup, openCgroup } from './cgroups/index.ts';
 import type { CgroupManager } from './cgroups/index.ts';
+import { compileDeviceFilter } from './cgroups/devices-bpf.ts';
 import { cgroupResources, compile } from './compile.ts';
 import { NotFoundError, RuntimeError, StateError } from './errors.ts';
 import { runHooks, runHooksWarn } from './hooks.ts';
@@ -12,6 +14,7 @@ import type { ContainerStatus, Spec, State } from './spec-types.ts';
 import { runStage } from './stage.ts';
 import { mark } from './timing.ts';
 import { initAlive, procStat, stateJson, StateStore, statusOf, type ContainerRecord } from './state.ts';
+import { writeStderr } from './output.ts';
 
 export const DEFAULT_ROOT = '/run/berth-runtime';
 
@@ -46,7 +49,7 @@ export class Runtime {
 
   constructor(readonly options: RuntimeOptions = {}) {
     this.store = new StateStore(resolve(options.root ?? DEFAULT_ROOT));
-    this.logFn = options.log ?? ((level, message) => { if (level !== 'debug') process.stderr.write(`${level}: ${message}\n`); });
+    this.logFn = options.log ?? ((level, message) => { if (level !== 'debug') writeStderr(`${level}: ${message}\n`); });
   }
 
   private debug(message: string): void {
@@ -68,7 +71,13 @@ export class Runtime {
     let cgroup: CgroupManager | undefined;
     let pid = 0;
     try {
-      const cg = openCgroup({ containerId: id, cgroupsPath: spec.linux?.cgroupsPath });
+      // cgroup v2 has no device files: the stage attaches an eBPF device program instead
+      // (CGROUP_DEVICES), so the v2 manager must not refuse the rules (v1 ignores this option).
+      const cg = openCgroup({ containerId: id, cgroupsPath: spec.linux?.cgroupsPath, devicesHandledExternally: true });
+      const resources = cgroupResources(spec);
+      const cgroupDevices = cg.version === 2
+        ? { dir: cg.toJSON().dirs[0].dir, program: compileDeviceFilter(resources.devices ?? []) }
+        : undefined;
       const { plan } = compile(spec, {
         id,
         bundle,
@@ -79,22 +88,32 @@ export class Runtime {
         preserveFds: opts.preserveFds,
         stay,
         ...this.cgroupPlanInputs(cg, spec),
+        cgroupDevices,
       });
       cgroup = cg;
       mark('plan compiled');
-      cg.create(cgroupResources(spec));
+      cg.create(resources);
+      const base = { id, bundle, annotations: spec.annotations ?? {} };
+      // Recorded before anything runs, so that a create that dies halfway can still be deleted.
+      const self = procStat(process.pid);
+      this.store.write({
+        ...this.emptyRecord(), ...base, rootfs: resolve(bundle, spec.root!.path), created: new Date().toISOString(),
+        cgroup: cg.toJSON(), mountsOnHost: !namespacesOf(spec).has('mount'),
+        creator: self ? { pid: process.pid, startTime: self.startTime } : undefined,
+      });
       mark('cgroup created');
       this.debug(`plan for ${id}:\n${plan.describe()}`);
 
-      const base = { id, bundle, annotations: spec.annotations ?? {} };
       const stateFor = (status: ContainerStatus, p: number): State => stateJson({ ...this.emptyRecord(), ...base, pid: p, startTime: '' }, status);
       const run = runStage(plan, {
         preserveFds: opts.preserveFds,
         debug: this.options.debug ? (m) => this.debug(m) : undefined,
         onSync: (name, p) => {
           if (name === 'createRuntime') {
+            // prestart is the legacy hook that runtime-spec 1.0 ran at start: it sees "created"
+            // (as crun and the runtime-tools suite expect); the newer hooks see "creating".
+            runHooks('prestart', spec.hooks?.prestart, stateFor('created', p));
             const state = stateFor('creating', p);
-            runHooks('prestart', spec.hooks?.prestart, state);
             runHooks('createRuntime', spec.hooks?.createRuntime, state);
             return Buffer.from(JSON.stringify(state));
           }
@@ -120,6 +139,7 @@ export class Runtime {
         hooks: { poststart: spec.hooks?.poststart, poststop: spec.hooks?.poststop },
         cgroup: cg.toJSON(),
         ownPidNamespace: namespacesOf(spec).has('pid') && !namespacesOf(spec).get('pid')!.path,
+        mountsOnHost: !namespacesOf(spec).has('mount'),
       };
       this.store.write(record);
       if (opts.pidFile) writePidFile(opts.pidFile, pid);
@@ -132,13 +152,14 @@ export class Runtime {
         waitGone(pid, 2000);
       }
       try { cgroup?.destroy(); } catch (e) { this.logFn('warning', `removing the cgroup: ${(e as Error).message}`); }
+      if (!namespacesOf(spec).has('mount')) unmountUnder(resolve(bundle, spec.root!.path), (m) => this.logFn('warning', m));
       this.store.remove(id);
       throw err;
     }
   }
 
   private emptyRecord(): ContainerRecord {
-    return { id: '', pid: 0, startTime: '', bundle: '', rootfs: '', created: '', annotations: {}, hooks: {}, cgroup: null, ownPidNamespace: false };
+    return { id: '', pid: 0, startTime: '', bundle: '', rootfs: '', created: '', annotations: {}, hooks: {}, cgroup: null, ownPidNamespace: false, mountsOnHost: false };
   }
 
   private cgroupPlanInputs(cgroup: CgroupManager, spec: Spec): { cgroupProcs: string[]; cgroupMounts?: ReturnType<CgroupManager['mounts']> } {
@@ -156,6 +177,7 @@ export class Runtime {
     const record = this.store.load(id);
     const status = statusOf(this.store, record);
     if (status === 'stopped') throw new StateError(`cannot start container "${id}": it has stopped`);
+    if (status === 'creating') throw new StateError(`cannot start container "${id}": it is still being created`);
     if (status === 'running') throw new StateError(`cannot start container "${id}": it is already running`);
     const fifo = this.store.fifoPath(id);
     let fd: number;
@@ -183,7 +205,7 @@ export class Runtime {
   kill(id: string, signal: number, all = false): void {
     const record = this.store.load(id);
     const status = statusOf(this.store, record);
-    if (status === 'stopped') throw new StateError(`cannot kill container "${id}": it is not running`);
+    if (status === 'stopped' || status === 'creating') throw new StateError(`cannot kill container "${id}": it is ${status === 'creating' ? 'still being created' : 'not running'}`);
     if (all && record.cgroup) {
       const cgroup = loadCgroup(record.cgroup);
       for (const p of cgroup.pids()) {
@@ -212,16 +234,17 @@ export class Runtime {
       throw err;
     }
     const status = statusOf(this.store, record);
-    if (status === 'running' && !force) {
-      throw new StateError(`cannot delete container "${id}" that is not stopped: running (use --force)`);
+    if ((status === 'running' || status === 'creating') && !force) {
+      throw new StateError(`cannot delete container "${id}" that is not stopped: ${status} (use --force)`);
     }
-    if (status !== 'stopped') this.killEverything(record);
+    if (status === 'created' || status === 'running') this.killEverything(record);
     this.destroy(record);
   }
 
   private killEverything(record: ContainerRecord): void {
     const cgroup = record.cgroup ? loadCgroup(record.cgroup) : undefined;
-    try { process.kill(record.pid, 'SIGKILL'); } catch { /* gone */ }
+    // (never pid 0: kill(0) would signal our own process group)
+    if (record.pid > 0) try { process.kill(record.pid, 'SIGKILL'); } catch { /* gone */ }
     if (!record.ownPidNamespace && cgroup) {
       for (const p of cgroup.pids()) {
         try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
@@ -246,6 +269,7 @@ export class Runtime {
         this.logFn('warning', `removing the cgroup of "${record.id}": ${(err as Error).message}`);
       }
     }
+    if (record.mountsOnHost) unmountUnder(record.rootfs, (m) => this.logFn('warning', m));
     this.store.remove(record.id);
     runHooksWarn('poststop', record.hooks.poststop, stateJson(record, 'stopped'), (m) => this.logFn('warning', m));
   }
@@ -319,6 +343,24 @@ function waitExec(record: ContainerRecord, timeoutMs = 10000): void {
     try { exe = readlinkSync(`/proc/${record.pid}/exe`); } catch { return; }
     if (!exe.startsWith('/memfd:berth-stage')) return;
     sleepMs(1);
+  }
+}
+
+/**
+ * Unmounts everything mounted below `dir` in our mount namespace, deepest first: what a
+ * container without a mount namespace of its own mounted into its rootfs on the host.
+ */
+function unmountUnder(dir: string, warn: (message: string) => void): void {
+  const prefix = dir.endsWith('/') ? dir : `${dir}/`;
+  const decode = (p: string) => p.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+  const targets = readFileSync('/proc/self/mountinfo', 'utf8').split('\n')
+    .map((line) => decode(line.split(' ')[4] ?? ''))
+    // Strictly below: the rootfs itself may be a mount its owner made (an engine's overlay).
+    .filter((m) => m.startsWith(prefix))
+    .sort((a, b) => b.length - a.length);
+  for (const target of targets) {
+    const r = spawnSync('umount', ['-l', '-n', target], { stdio: ['ignore', 'ignore', 'pipe'] });
+    if (r.status !== 0) warn(`unmounting ${target}: ${r.stderr?.toString().trim() || `umount exited with ${r.status}`}`);
   }
 }
 

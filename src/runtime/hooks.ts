@@ -3,6 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { RuntimeError } from './errors.ts';
 import type { Hook, State } from './spec-types.ts';
+import { writeStderr } from './output.ts';
 
 export class HookError extends RuntimeError {
   override name = 'HookError';
@@ -22,7 +23,7 @@ export function runHook(kind: string, hook: Hook, state: State): void {
     killSignal: 'SIGKILL',
   });
   const stderr = result.stderr?.toString().trim();
-  if (stderr) process.stderr.write(`${stderr}\n`);
+  if (stderr) writeStderr(`${stderr}\n`);
   if (result.error) {
     const code = (result.error as NodeJS.ErrnoException).code;
     if (code === 'ETIMEDOUT') throw new HookError(`${kind} hook ${hook.path} timed out after ${hook.timeout}s`);

@@ -35,6 +35,7 @@ export const Op = {
   EXEC: 31,
   SECCOMP: 32,
   CONSOLE_PROXY: 33,
+  CGROUP_DEVICES: 34,
 } as const;
 
 export type OpCode = (typeof Op)[keyof typeof Op];

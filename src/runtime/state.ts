@@ -23,6 +23,11 @@ export interface ContainerRecord {
   cgroup: SavedCgroup | null;
   /** Whether the init has its own pid namespace (then killing it kills every process). */
   ownPidNamespace: boolean;
+  /** No mount namespace of its own: its mounts are in the host's table, under the rootfs. */
+  mountsOnHost?: boolean;
+  /** Set while `create` runs (pid is 0 then): the creating process, so that a crashed create is
+   * seen as stopped and `delete --force` can remove what it left (cgroup, stage processes). */
+  creator?: { pid: number; startTime: string };
 }
 
 export function validateId(id: string): void {
@@ -114,14 +119,14 @@ export function initAlive(record: Pick<ContainerRecord, 'pid' | 'startTime'>): b
 }
 
 export function statusOf(store: StateStore, record: ContainerRecord): ContainerStatus {
+  if (record.pid === 0) return record.creator && initAlive(record.creator) ? 'creating' : 'stopped';
   if (!initAlive(record)) return 'stopped';
   return existsSync(store.fifoPath(record.id)) ? 'created' : 'running';
 }
 
 export function stateJson(record: ContainerRecord, status: ContainerStatus): State {
   const state: State = { ociVersion: OCI_VERSION, id: record.id, status, bundle: record.bundle };
-  if (status !== 'stopped') state.pid = record.pid;
-  else state.pid = 0;
+  state.pid = status === 'stopped' ? 0 : record.pid;
   if (Object.keys(record.annotations).length > 0) state.annotations = record.annotations;
   return state;
 }
