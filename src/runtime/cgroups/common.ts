@@ -4,20 +4,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ConfigError, RuntimeError, StateError } from '../errors.ts';
+import type { SavedCgroup } from './index.ts';
 
-/** What a v1/v2 manager keeps for one hierarchy; the persisted form is SavedCgroup.dirs. */
-export interface DirEntry {
-  mountpoint: string;
-  /** v1: the hierarchy's controllers. Hybrid unified entry: the controllers handled through it. v2: []. */
-  controllers: string[];
-  dir: string;
-  /** This manager made the directory. */
-  created: boolean;
-  /** The directory belongs to this container by its path (the default /berth/<id>) even if it pre-existed. */
-  owned?: boolean;
-  /** The entry is a cgroup2 hierarchy (always true for v2; on a hybrid host only for the unified mount). */
-  unified?: boolean;
-}
+/** What a v1/v2 manager keeps for one hierarchy: exactly its persisted form. */
+export type DirEntry = SavedCgroup['dirs'][number];
 
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
 export function sleepSync(ms: number): void {
