@@ -52,7 +52,7 @@ export class StateStore {
     mkdirSync(this.root, { recursive: true, mode: 0o700 });
     const dir = this.dir(id);
     try {
-      mkdirSync(dir, { mode: 0o711 });
+      mkdirSync(dir, { mode: 0o700 });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new RuntimeError(`container with id "${id}" already exists`);
       throw err;
