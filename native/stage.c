@@ -1613,6 +1613,10 @@ int main(int argc, char **argv)
 		for (int fd = sync_fd + 1; fd < 1024; fd++)
 			close(fd);
 	ensure_sealed(argv);
+	/* Not dumpable until execve (which resets it): once in the container's namespaces, no
+	 * container process may ptrace us or open our /proc/<pid>/fd (runc does the same) */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		die("prctl non-dumpable");
 	/* before any SETNS: the id maps are written through the host's /proc */
 	if ((proc_fd = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
 		die("open /proc");

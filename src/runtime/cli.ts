@@ -7,6 +7,9 @@ import { DEFAULT_ROOT, Runtime } from './container.ts';
 import { defaultSpec } from './default-spec.ts';
 import { RuntimeError } from './errors.ts';
 import { features } from './features.ts';
+import { registerEvents } from './events.ts';
+import { registerUpdate } from './update.ts';
+import { execInContainer } from './exec.ts';
 import { parseSignal } from './signals.ts';
 import { OCI_VERSION, statusOf } from './state.ts';
 import { mark } from './timing.ts';
@@ -61,6 +64,8 @@ export function buildProgram(): Command {
     .option('--rootless <value>', 'ignored: rootless mode is detected')
     .version(`berth-runtime version ${VERSION}\nspec: ${OCI_VERSION}`, '-v, --version')
     .showHelpAfterError(false)
+    // Global options go before the command (as runc's); `exec` passes everything after its id through.
+    .enablePositionalOptions()
     .hook('preAction', () => {
       globals = program.opts<GlobalOptions>();
       log = makeLogger(globals);
@@ -108,6 +113,50 @@ export function buildProgram(): Command {
     .action(async (id: string, o: CreateFlags) => {
       const code = await runtime.run(id, { ...toCreate(o), detach: o.detach });
       process.exitCode = code;
+    });
+
+  const collect = (v: string, prev: string[]) => [...prev, v];
+  program.command('exec').description('run a new process inside a container')
+    .option('-p, --process <file>', 'an OCI process object (JSON) to run instead of the container\'s process and the flags')
+    .option('-t, --tty', 'allocate a pseudo-TTY')
+    .option('--console-socket <path>', 'unix socket that receives the pty master (with --tty)')
+    .option('--cwd <dir>', 'working directory in the container')
+    .option('-e, --env <K=V>', 'set an environment variable (repeatable)', collect, [])
+    .option('-u, --user <uid[:gid]>', 'user (and group) to run as')
+    .option('-g, --additional-gids <gid>', 'an additional group (repeatable)', collect, [])
+    .option('-c, --cap <cap>', 'add a capability (repeatable)', collect, [])
+    .option('--no-new-privs', 'set no_new_privs for the process')
+    .option('-d, --detach', 'return once the process has started')
+    .option('--pid-file <path>', 'write the process\'s pid to this file')
+    .option('--preserve-fds <n>', 'pass this many extra fds (from 3) to the process', intOption('preserve-fds'), 0)
+    .option('--apparmor <profile>', 'AppArmor profile (not supported)')
+    .option('--process-label <label>', 'SELinux label (not supported)')
+    .option('--ignore-paused', 'allow exec in a paused container')
+    .option('--cgroup <path>', 'sub-cgroup to run in (not supported)')
+    .argument('<id>', 'container id').argument('[command...]', 'the command and its arguments')
+    .passThroughOptions()
+    .action(async (id: string, command: string[], o: {
+      process?: string; tty?: boolean; consoleSocket?: string; cwd?: string; env: string[]; user?: string; additionalGids: string[];
+      cap: string[]; newPrivs: boolean; detach?: boolean; pidFile?: string; preserveFds: number; apparmor?: string; processLabel?: string;
+      ignorePaused?: boolean; cgroup?: string;
+    }) => {
+      try {
+        if (o.cgroup !== undefined) throw new RuntimeError('--cgroup: running in a sub-cgroup is not supported');
+        const gids = o.additionalGids.map((g) => {
+          if (!/^\d+$/.test(g)) throw new RuntimeError(`--additional-gids: expected a non-negative integer, got "${g}"`);
+          return Number(g);
+        });
+        if (!o.process && command.length === 0) throw new RuntimeError('exec: name the command to run (or pass --process)');
+        process.exitCode = await execInContainer(runtime, id, {
+          processFile: o.process, args: command, tty: o.tty, consoleSocket: o.consoleSocket, cwd: o.cwd, env: o.env,
+          user: o.user, additionalGids: gids, caps: o.cap, noNewPrivs: o.newPrivs === false, detach: o.detach,
+          pidFile: o.pidFile, preserveFds: o.preserveFds, apparmor: o.apparmor, processLabel: o.processLabel,
+          ignorePaused: o.ignorePaused,
+        });
+      } catch (err) {
+        // As runc: a failed exec exits 255, so it is told apart from the process's own status.
+        throw err instanceof RuntimeError ? new RuntimeError(err.message, 255) : err;
+      }
     });
 
   program.command('start').description('start a created container').argument('<id>')
@@ -176,6 +225,9 @@ export function buildProgram(): Command {
         if (freeze) cgroup.freeze(); else cgroup.thaw();
       });
   }
+
+  registerUpdate(program, () => ({ runtime, log }));
+  registerEvents(program, () => ({ runtime, log }));
 
   program.command('features').description('print what this runtime supports (runtime-spec features JSON)')
     .action(() => { writeStdout(`${JSON.stringify(features(), null, '    ')}\n`); });

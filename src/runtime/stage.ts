@@ -28,6 +28,8 @@ export interface StageOptions {
   preserveFds?: number;
   /** Called at each SYNC point; returns the sync data for the child. Throwing aborts the child. */
   onSync?: (name: string, pid: number) => Buffer | Promise<Buffer>;
+  /** Called when the PID line arrives (the child's host pid). */
+  onPid?: (pid: number) => void;
   debug?: (message: string) => void;
 }
 
@@ -36,6 +38,9 @@ export interface StageRun {
   ready: Promise<number>;
   /** With CLONE stay=1: resolves with the init's exit status (128+signal if killed). */
   exited: Promise<number>;
+  /** Resolves once the sync socket has closed (every stage process exited or exec'd) with the
+   * failure the stage reported, if any (plans without WAIT_START, e.g. exec's, end this way). */
+  closed: Promise<Error | undefined>;
   /** The init's pid as soon as it is known (0 before). */
   pid(): number;
   /** Drops the connection (after `ready`, in create mode). */
@@ -60,6 +65,8 @@ export function runStage(plan: Plan, opts: StageOptions = {}): StageRun {
   let rejectExit!: (err: Error) => void;
   const readyPromise = new Promise<number>((res, rej) => { resolveReady = res; rejectReady = rej; });
   const exitPromise = new Promise<number>((res, rej) => { resolveExit = res; rejectExit = rej; });
+  let resolveClosed!: (err: Error | undefined) => void;
+  const closedPromise = new Promise<Error | undefined>((res) => { resolveClosed = res; });
   // Nobody may be waiting on one of them; an unhandled rejection must not crash the CLI.
   readyPromise.catch(() => {});
   exitPromise.catch(() => {});
@@ -95,6 +102,7 @@ export function runStage(plan: Plan, opts: StageOptions = {}): StageRun {
     switch (kind) {
       case 'PID':
         pid = Number(rest);
+        opts.onPid?.(pid);
         break;
       case 'SYNC': {
         let data: Buffer;
@@ -128,6 +136,7 @@ export function runStage(plan: Plan, opts: StageOptions = {}): StageRun {
 
   sock.on('close', () => {
     void queue.then(() => {
+      resolveClosed(failure);
       if (!ready) fail(new StageError('the container init exited during setup without reporting an error'));
       else if (exitCode === undefined) rejectExit(failure ?? new StageError('the stage closed before reporting the exit status'));
     });
@@ -139,6 +148,7 @@ export function runStage(plan: Plan, opts: StageOptions = {}): StageRun {
   return {
     ready: readyPromise,
     exited: exitPromise,
+    closed: closedPromise,
     pid: () => pid,
     detach: () => {
       sock.destroy();

@@ -113,9 +113,19 @@ export interface CgroupMountInfo {
 
 export interface CgroupStats {
   cpu?: { usage: { total: number; user: number; kernel: number; percpu?: number[] }; throttling?: { periods: number; throttledPeriods: number; throttledTime: number } };
-  memory?: { usage: { usage: number; max: number; limit: number; failcnt: number }; swap?: { usage: number; limit: number }; cache?: number; raw?: Record<string, number> };
+  memory?: {
+    usage: { usage: number; max: number; limit: number; failcnt: number };
+    swap?: { usage: number; limit: number; max?: number; failcnt?: number };
+    /** v1 only: memory.kmem.* and memory.kmem.tcp.* (cgroup v2 charges kernel memory to memory.max). */
+    kernel?: { usage: number; max: number; limit: number; failcnt: number };
+    kernelTCP?: { usage: number; max: number; limit: number; failcnt: number };
+    cache?: number;
+    raw?: Record<string, number>;
+  };
   pids?: { current: number; limit: number };
   blkio?: Record<string, unknown>;
+  /** Per huge page size ("2MB"): usage, peak (v1 only; 0 on v2) and failcnt (v2: hugetlb.<size>.events max). */
+  hugetlb?: Record<string, { usage: number; max: number; failcnt: number }>;
 }
 
 export interface CgroupManager {

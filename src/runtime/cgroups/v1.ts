@@ -9,11 +9,11 @@ import type {
 } from '../spec-types.ts';
 import type { CgroupManager, CgroupMountInfo, CgroupStats, SavedCgroup } from './index.ts';
 import {
-  type DirEntry, UNLIMITED, checkAccess, checkPageSize, collectPids, devKey, exists, fmtInt, mkdirChain,
+  type DirEntry, UNLIMITED, checkAccess, checkPageSize, collectPids, devKey, exists, fmtInt, hugePageSizes, mkdirChain,
   parseFlatKeyed, parseNum, pathChain, readCgOpt, removeCgroupTree, removeEmptyParent, rmdirQuiet, sleepSync, writeCg,
 } from './common.ts';
 import {
-  enableV2Controllers, freezeV2, frozenV2, pidsValue, rdmaLines, setCpuV2, setCpusetV2, setHugetlbV2, setIoV2, setMemoryV2,
+  enableV2Controllers, freezeV2, frozenV2, hugetlbStatsV2, pidsValue, rdmaLines, setCpuV2, setCpusetV2, setHugetlbV2, setIoV2, setMemoryV2,
   setPidsV2, setRdmaV2,
 } from './v2.ts';
 
@@ -371,6 +371,20 @@ function blkioEntries(text: string | undefined): { major: number; minor: number;
   return out;
 }
 
+function hugetlbStatsV1(dir: string): NonNullable<CgroupStats['hugetlb']> {
+  const out: NonNullable<CgroupStats['hugetlb']> = {};
+  for (const size of hugePageSizes()) {
+    const usage = readCgOpt(dir, `hugetlb.${size}.usage_in_bytes`);
+    if (usage === undefined) continue;
+    out[size] = {
+      usage: parseNum(usage),
+      max: parseNum(readCgOpt(dir, `hugetlb.${size}.max_usage_in_bytes`)),
+      failcnt: parseNum(readCgOpt(dir, `hugetlb.${size}.failcnt`)),
+    };
+  }
+  return out;
+}
+
 // ---- manager ----------------------------------------------------------------------------------
 
 export interface V1Options {
@@ -602,8 +616,15 @@ export class V1Manager implements CgroupManager {
         cache: raw.cache ?? 0,
         raw,
       };
-      const swu = readCgOpt(d, 'memory.memsw.usage_in_bytes');
-      if (swu !== undefined) out.memory.swap = { usage: parseNum(swu), limit: parseNum(readCgOpt(d, 'memory.memsw.limit_in_bytes')) };
+      const entry = (prefix: string) => ({
+        usage: parseNum(readCgOpt(d, `${prefix}.usage_in_bytes`)),
+        max: parseNum(readCgOpt(d, `${prefix}.max_usage_in_bytes`)),
+        limit: parseNum(readCgOpt(d, `${prefix}.limit_in_bytes`)),
+        failcnt: parseNum(readCgOpt(d, `${prefix}.failcnt`)),
+      });
+      if (exists(path.join(d, 'memory.memsw.usage_in_bytes'))) out.memory.swap = entry('memory.memsw');
+      if (exists(path.join(d, 'memory.kmem.usage_in_bytes'))) out.memory.kernel = entry('memory.kmem');
+      if (exists(path.join(d, 'memory.kmem.tcp.usage_in_bytes'))) out.memory.kernelTCP = entry('memory.kmem.tcp');
     }
     const pids = this.target('pids');
     if (pids && !pids.v2 && exists(pids.entry.dir)) {
@@ -617,6 +638,11 @@ export class V1Manager implements CgroupManager {
         ioServiceBytesRecursive: blkioEntries(readCgOpt(d, 'blkio.throttle.io_service_bytes_recursive')),
         ioServicedRecursive: blkioEntries(readCgOpt(d, 'blkio.throttle.io_serviced_recursive')),
       };
+    }
+    const huge = this.target('hugetlb');
+    if (huge && exists(huge.entry.dir)) {
+      const h = huge.v2 ? hugetlbStatsV2(huge.entry.dir) : hugetlbStatsV1(huge.entry.dir);
+      if (Object.keys(h).length) out.hugetlb = h;
     }
     return out;
   }

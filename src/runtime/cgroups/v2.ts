@@ -9,7 +9,7 @@ import type {
 } from '../spec-types.ts';
 import type { CgroupManager, CgroupMountInfo, CgroupStats, SavedCgroup } from './index.ts';
 import {
-  type DirEntry, UNLIMITED, checkPageSize, collectPids, devKey, exists, fmtInt, mkdirChain, parseFlatKeyed,
+  type DirEntry, UNLIMITED, checkPageSize, collectPids, devKey, exists, fmtInt, hugePageSizes, mkdirChain, parseFlatKeyed,
   parseNum, pathChain, readCgOpt, removeCgroupTree, removeEmptyParent, rmdirQuiet, sleepSync, writeCg,
 } from './common.ts';
 
@@ -311,6 +311,17 @@ export function frozenV2(dir: string): boolean {
 
 // ---- stats ------------------------------------------------------------------------------------
 
+/** hugetlb.<size>.current / .events (max) of a cgroup2 dir, for each size the kernel offers; {} without the controller. */
+export function hugetlbStatsV2(dir: string): NonNullable<CgroupStats['hugetlb']> {
+  const out: NonNullable<CgroupStats['hugetlb']> = {};
+  for (const size of hugePageSizes()) {
+    const cur = readCgOpt(dir, `hugetlb.${size}.current`);
+    if (cur === undefined) continue;
+    out[size] = { usage: parseNum(cur), max: 0, failcnt: parseFlatKeyed(readCgOpt(dir, `hugetlb.${size}.events`)).max ?? 0 };
+  }
+  return out;
+}
+
 export function statsV2(dir: string): CgroupStats {
   const out: CgroupStats = {};
   const cpu = readCgOpt(dir, 'cpu.stat');
@@ -370,6 +381,8 @@ export function statsV2(dir: string): CgroupStats {
     }
     out.blkio = { ioServiceBytesRecursive: bytes, ioServicedRecursive: ios };
   }
+  const huge = hugetlbStatsV2(dir);
+  if (Object.keys(huge).length) out.hugetlb = huge;
   return out;
 }
 
