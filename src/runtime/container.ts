@@ -101,6 +101,9 @@ export class Runtime {
         cgroup: cg.toJSON(), mountsOnHost: !namespacesOf(spec).has('mount'),
         creator: self ? { pid: process.pid, startTime: self.startTime } : undefined,
       });
+      // The config as created: exec and update read it from here, never from a bundle that may
+      // have changed since (runc keeps it in its state file for the same reason).
+      this.store.writeConfig(id, spec);
       mark('cgroup created');
       this.debug(`plan for ${id}:\n${plan.describe()}`);
 

@@ -271,8 +271,11 @@ export async function execInContainer(runtime: Runtime, id: string, opts: ExecOp
     if (paused) throw new StateError(`cannot exec in a paused container ("${id}"; use --ignore-paused to override)`);
   }
 
-  const config = loadSpec(record.bundle);
-  const p = execProcess(config, opts);
+  // The process to base the exec on comes from the bundle's config.json as it is now (runc does
+  // the same); the container's confinement (seccomp, namespaces) from the config as created.
+  const config = loadSpec(runtime.store.configDir(record));
+  const bundleConfig = runtime.store.configDir(record) === record.bundle ? config : loadBundleSpecOr(record.bundle, config);
+  const p = execProcess(bundleConfig, opts);
   const target: ExecTarget = {
     id,
     rootfs: record.rootfs,
@@ -347,5 +350,14 @@ export async function execInContainer(runtime: Runtime, id: string, opts: ExecOp
     return code;
   } finally {
     for (const s of signals) process.off(s, forward);
+  }
+}
+
+/** The bundle's config.json, or `fallback` when the bundle is gone or no longer valid. */
+function loadBundleSpecOr(bundle: string, fallback: Spec): Spec {
+  try {
+    return loadSpec(bundle);
+  } catch {
+    return fallback;
   }
 }

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, w
 import { join } from 'node:path';
 import type { SavedCgroup } from './cgroups/index.ts';
 import { NotFoundError, RuntimeError } from './errors.ts';
-import type { ContainerStatus, Hooks, State } from './spec-types.ts';
+import type { ContainerStatus, Hooks, Spec, State } from './spec-types.ts';
 
 export const OCI_VERSION = '1.2.0';
 const ID_PATTERN = /^[\w+\-.]+$/;
@@ -67,6 +67,16 @@ export class StateStore {
     // atomic; an fsync would only add latency to every create.
     writeFileSync(tmp, JSON.stringify(record), { mode: 0o600 });
     renameSync(tmp, join(dir, 'state.json'));
+  }
+
+  /** The container's config.json as it was at create. */
+  writeConfig(id: string, spec: Spec): void {
+    writeFileSync(join(this.dir(id), 'config.json'), JSON.stringify(spec), { mode: 0o600 });
+  }
+
+  /** Where `writeConfig` put it: a directory `loadSpec` can read (falls back to the bundle). */
+  configDir(record: Pick<ContainerRecord, 'id' | 'bundle'>): string {
+    return existsSync(join(this.dir(record.id), 'config.json')) ? this.dir(record.id) : record.bundle;
   }
 
   load(id: string): ContainerRecord {

@@ -309,7 +309,7 @@ export function planUpdate(stored: LinuxResources, delta: LinuxResources): Updat
 
 const RESOURCES_FILE = 'resources.json';
 
-/** The container's resources: its last update's result, or else the bundle's linux.resources. */
+/** The container's resources: its last update's result, or else linux.resources as created. */
 export function storedResources(runtime: Runtime, id: string, bundle: string, log?: Log): LinuxResources {
   try {
     return JSON.parse(readFileSync(join(runtime.store.dir(id), RESOURCES_FILE), 'utf8')) as LinuxResources;
@@ -319,7 +319,8 @@ export function storedResources(runtime: Runtime, id: string, bundle: string, lo
     }
   }
   try {
-    const spec = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8')) as { linux?: { resources?: LinuxResources } };
+    const dir = runtime.store.configDir({ id, bundle });
+    const spec = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { linux?: { resources?: LinuxResources } };
     return isObj(spec.linux?.resources) ? spec.linux!.resources! : {};
   } catch {
     return {}; // the bundle is gone or changed shape: nothing to merge with
