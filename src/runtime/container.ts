@@ -181,7 +181,7 @@ export class Runtime {
     const status = statusOf(this.store, record);
     if (status === 'stopped') throw new StateError(`cannot start container "${id}": it has stopped`);
     if (status === 'creating') throw new StateError(`cannot start container "${id}": it is still being created`);
-    if (status === 'running') throw new StateError(`cannot start container "${id}": it is already running`);
+    if (status === 'running' || status === 'paused') throw new StateError(`cannot start container "${id}": it is already running`);
     const fifo = this.store.fifoPath(id);
     let fd: number;
     try {
@@ -237,15 +237,17 @@ export class Runtime {
       throw err;
     }
     const status = statusOf(this.store, record);
-    if ((status === 'running' || status === 'creating') && !force) {
+    if ((status === 'running' || status === 'paused' || status === 'creating') && !force) {
       throw new StateError(`cannot delete container "${id}" that is not stopped: ${status} (use --force)`);
     }
-    if (status === 'created' || status === 'running') this.killEverything(record);
+    if (status === 'created' || status === 'running' || status === 'paused') this.killEverything(record);
     this.destroy(record);
   }
 
   private killEverything(record: ContainerRecord): void {
     const cgroup = record.cgroup ? loadCgroup(record.cgroup) : undefined;
+    // A frozen process cannot act on SIGKILL until it is thawed.
+    try { if (cgroup?.frozen()) cgroup.thaw(); } catch { /* no freezer */ }
     // (never pid 0: kill(0) would signal our own process group)
     if (record.pid > 0) try { process.kill(record.pid, 'SIGKILL'); } catch { /* gone */ }
     if (!record.ownPidNamespace && cgroup) {

@@ -217,7 +217,8 @@ export interface Linux {
   timeOffsets?: Record<string, { secs?: number; nanosecs?: number }>;
 }
 
-export type ContainerStatus = 'creating' | 'created' | 'running' | 'stopped';
+/** The runtime-spec's four states, plus runc's "paused" (a running container whose cgroup is frozen). */
+export type ContainerStatus = 'creating' | 'created' | 'running' | 'paused' | 'stopped';
 
 /** The state JSON of the runtime-spec, as `state` prints it and hooks read it on stdin. */
 export interface State {

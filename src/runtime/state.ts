@@ -2,7 +2,7 @@
 // A container's status is derived from its init process, never trusted from the file.
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { SavedCgroup } from './cgroups/index.ts';
+import { loadCgroup, type SavedCgroup } from './cgroups/index.ts';
 import { NotFoundError, RuntimeError } from './errors.ts';
 import type { ContainerStatus, Hooks, Spec, State } from './spec-types.ts';
 
@@ -108,6 +108,14 @@ export class StateStore {
   }
 }
 
+function isFrozen(saved: SavedCgroup): boolean {
+  try {
+    return loadCgroup(saved).frozen();
+  } catch {
+    return false; // no freezer on this host: it cannot be paused either
+  }
+}
+
 /** Field 22 (starttime) and field 3 (state) of /proc/<pid>/stat, or null if the process is gone. */
 export function procStat(pid: number): { startTime: string; state: string } | null {
   let text: string;
@@ -131,7 +139,8 @@ export function initAlive(record: Pick<ContainerRecord, 'pid' | 'startTime'>): b
 export function statusOf(store: StateStore, record: ContainerRecord): ContainerStatus {
   if (record.pid === 0) return record.creator && initAlive(record.creator) ? 'creating' : 'stopped';
   if (!initAlive(record)) return 'stopped';
-  return existsSync(store.fifoPath(record.id)) ? 'created' : 'running';
+  if (existsSync(store.fifoPath(record.id))) return 'created';
+  return record.cgroup && isFrozen(record.cgroup) ? 'paused' : 'running';
 }
 
 export function stateJson(record: ContainerRecord, status: ContainerStatus): State {
