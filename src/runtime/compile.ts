@@ -8,9 +8,9 @@ import { ConfigError } from './errors.ts';
 import { MS, parseMountOptions } from './mount-options.ts';
 import { Op, Plan } from './plan.ts';
 import { rlimitNumber } from './rlimits.ts';
-import { compileSeccomp } from './seccomp/index.ts';
+import { compileSeccomp, type CompiledSeccomp } from './seccomp/index.ts';
 import { namespacesOf } from './spec.ts';
-import type { Device, DeviceCgroupRule, Hook, IdMapping, LinuxResources, Mount, NamespaceType, Spec } from './spec-types.ts';
+import type { Device, DeviceCgroupRule, Hook, IdMapping, LinuxResources, Mount, NamespaceType, Process, Seccomp, Spec } from './spec-types.ts';
 
 const CLONE_FLAG: Record<Exclude<NamespaceType, 'time'>, number> = {
   mount: 0x00020000,
@@ -139,21 +139,9 @@ export function compile(spec: Spec, opts: CompileOptions): CompiledPlan {
   const rootfs = resolve(opts.bundle, spec.root!.path);
   if (!existsSync(rootfs) || !statSync(rootfs).isDirectory()) throw new ConfigError(`root.path: ${rootfs} is not a directory`);
 
-  // Everything checked that can be checked before touching the system: capability names and rlimits.
-  const caps = process.capabilities ?? {};
-  const bounding = capabilityMask(caps.bounding, 'bounding');
-  const effective = capabilityMask(caps.effective, 'effective');
-  const permitted = capabilityMask(caps.permitted, 'permitted');
-  const inheritable = capabilityMask(caps.inheritable, 'inheritable');
-  // The kernel only lets a capability be ambient if it is permitted and inheritable; runc skips
-  // the others with a warning, and dropping them only takes privileges away.
-  const ambient = capabilityMask(caps.ambient, 'ambient') & permitted & inheritable;
-  const rlimits = (process.rlimits ?? []).map((r) => ({ resource: rlimitNumber(r.type), soft: r.soft, hard: r.hard }));
+  // Everything checked that can be checked before touching the system.
+  const prepared = prepareProcess(process, linux.seccomp);
   for (const key of Object.keys(linux.sysctl ?? {})) checkSysctl(key, spec);
-  const seccomp = linux.seccomp ? compileSeccomp(linux.seccomp) : undefined;
-  if (seccomp?.needsListener) {
-    throw new ConfigError('linux.seccomp: SCMP_ACT_NOTIFY (a seccomp user-notification listener) is not supported yet');
-  }
 
   // ---- parent (stage 0), in the host's namespaces ----
   if (process.oomScoreAdj !== undefined) plan.add(Op.OOM_SCORE_ADJ, process.oomScoreAdj);
@@ -253,22 +241,8 @@ export function compile(spec: Spec, opts: CompileOptions): CompiledPlan {
   if (process.terminal) {
     plan.add(Op.CONSOLE, process.consoleSize?.height ?? 0, process.consoleSize?.width ?? 0, '/dev/console');
   }
-  plan.add(Op.CHDIR, process.cwd);
-  for (const r of rlimits) plan.add(Op.RLIMIT, r.resource, BigInt.asUintN(64, BigInt(r.soft)), BigInt.asUintN(64, BigInt(r.hard)));
-
-  const env = process.env ?? [];
-  const pathVar = env.filter((e) => e.startsWith('PATH=')).pop()?.slice(5) ?? DEFAULT_PATH;
-  plan.add(Op.EXEC_PREPARE, pathVar, process.args.length, ...process.args, ...env);
-
-  // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while the init still has
-  // it. With no_new_privs, load it as late as possible, right before exec (as runc does).
-  if (seccomp && !process.noNewPrivileges) plan.add(Op.SECCOMP, seccomp.flags, seccomp.filter);
-  plan.add(Op.CAPS_BOUNDING, bounding);
-  const user = process.user;
-  const groups = (user.additionalGids ?? []).join(',');
-  plan.add(Op.USER, user.uid, user.gid, user.umask ?? 0o022, groups);
-  plan.add(Op.CAPS, effective, permitted, inheritable, ambient);
-  if (process.noNewPrivileges) plan.add(Op.NO_NEW_PRIVS);
+  addProcessSetup(plan, process, prepared);
+  addPrivilegeDrop(plan, process, prepared, (process.user.additionalGids ?? []).join(','));
 
   if (hooks.startContainer?.length) {
     plan.add(Op.SYNC, 'startContainer');
@@ -276,9 +250,67 @@ export function compile(spec: Spec, opts: CompileOptions): CompiledPlan {
   }
   plan.add(Op.WAIT_START);
   for (const hook of hooks.startContainer ?? []) plan.add(Op.RUN_HOOK, ...hookArgs(hook));
-  if (seccomp && process.noNewPrivileges) plan.add(Op.SECCOMP, seccomp.flags, seccomp.filter);
+  addLateSeccomp(plan, process, prepared);
   plan.add(Op.EXEC, opts.preserveFds ?? 0);
   return { plan, syncPoints };
+}
+
+/** What create and exec check about a process before anything runs. */
+export interface PreparedProcess {
+  bounding: bigint;
+  effective: bigint;
+  permitted: bigint;
+  inheritable: bigint;
+  ambient: bigint;
+  rlimits: { resource: number; soft: number; hard: number }[];
+  seccomp?: CompiledSeccomp;
+}
+
+/** Capability names, rlimit types and the seccomp filter, validated and compiled. */
+export function prepareProcess(process: Process, seccompSpec: Seccomp | undefined): PreparedProcess {
+  const caps = process.capabilities ?? {};
+  const permitted = capabilityMask(caps.permitted, 'permitted');
+  const inheritable = capabilityMask(caps.inheritable, 'inheritable');
+  const seccomp = seccompSpec ? compileSeccomp(seccompSpec) : undefined;
+  if (seccomp?.needsListener) {
+    throw new ConfigError('linux.seccomp: SCMP_ACT_NOTIFY (a seccomp user-notification listener) is not supported yet');
+  }
+  return {
+    bounding: capabilityMask(caps.bounding, 'bounding'),
+    effective: capabilityMask(caps.effective, 'effective'),
+    permitted,
+    inheritable,
+    // The kernel only lets a capability be ambient if it is permitted and inheritable; runc skips
+    // the others with a warning, and dropping them only takes privileges away.
+    ambient: capabilityMask(caps.ambient, 'ambient') & permitted & inheritable,
+    rlimits: (process.rlimits ?? []).map((r) => ({ resource: rlimitNumber(r.type), soft: r.soft, hard: r.hard })),
+    seccomp,
+  };
+}
+
+/** cwd, rlimits, and the program looked up now, so that a missing binary fails before start. */
+export function addProcessSetup(plan: Plan, process: Process, prepared: PreparedProcess): void {
+  plan.add(Op.CHDIR, process.cwd);
+  for (const r of prepared.rlimits) plan.add(Op.RLIMIT, r.resource, BigInt.asUintN(64, BigInt(r.soft)), BigInt.asUintN(64, BigInt(r.hard)));
+  const env = process.env ?? [];
+  const pathVar = env.filter((e) => e.startsWith('PATH=')).pop()?.slice(5) ?? DEFAULT_PATH;
+  plan.add(Op.EXEC_PREPARE, pathVar, process.args!.length, ...process.args!, ...env);
+}
+
+/** The privilege drop. groups: comma-separated gids, or "-" where the user ns denies setgroups. */
+export function addPrivilegeDrop(plan: Plan, process: Process, prepared: PreparedProcess, groups: string): void {
+  // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while the process still
+  // has it. With no_new_privs it is loaded as late as possible, right before exec (as runc does).
+  if (prepared.seccomp && !process.noNewPrivileges) plan.add(Op.SECCOMP, prepared.seccomp.flags, prepared.seccomp.filter);
+  plan.add(Op.CAPS_BOUNDING, prepared.bounding);
+  plan.add(Op.USER, process.user.uid, process.user.gid, process.user.umask ?? 0o022, groups);
+  plan.add(Op.CAPS, prepared.effective, prepared.permitted, prepared.inheritable, prepared.ambient);
+  if (process.noNewPrivileges) plan.add(Op.NO_NEW_PRIVS);
+}
+
+/** The filter under no_new_privs: the last thing before exec. */
+export function addLateSeccomp(plan: Plan, process: Process, prepared: PreparedProcess): void {
+  if (prepared.seccomp && process.noNewPrivileges) plan.add(Op.SECCOMP, prepared.seccomp.flags, prepared.seccomp.filter);
 }
 
 function propagationFlag(name: string): number {

@@ -8,19 +8,16 @@
 // process starts at once.
 import { readFileSync, readlinkSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { capabilityMask } from './capabilities.ts';
 import { loadCgroup } from './cgroups/index.ts';
 import type { Runtime } from './container.ts';
 import { ConfigError, RuntimeError, StateError } from './errors.ts';
 import { Op, Plan } from './plan.ts';
-import { rlimitNumber } from './rlimits.ts';
-import { compileSeccomp } from './seccomp/index.ts';
+import { addLateSeccomp, addPrivilegeDrop, addProcessSetup, prepareProcess } from './compile.ts';
 import { loadSpec, validateSpec } from './spec.ts';
 import type { Process, Spec } from './spec-types.ts';
 import { runStage } from './stage.ts';
 import { initAlive, statusOf, type ContainerRecord } from './state.ts';
 
-const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /** setns(2) type names in the order they are joined: user first (it grants the capabilities the
  * others need), mnt last (after it the host's paths are no longer visible). */
@@ -168,17 +165,7 @@ export function compileExec(config: Spec, p: Process, target: ExecTarget, opts: 
   }
   if (!p.terminal && opts.consoleSocket) throw new ConfigError('--console-socket: only used with --tty (or process.terminal)');
   // Checked before anything runs.
-  const caps = p.capabilities ?? {};
-  const bounding = capabilityMask(caps.bounding, 'bounding');
-  const effective = capabilityMask(caps.effective, 'effective');
-  const permitted = capabilityMask(caps.permitted, 'permitted');
-  const inheritable = capabilityMask(caps.inheritable, 'inheritable');
-  const ambient = capabilityMask(caps.ambient, 'ambient') & permitted & inheritable;
-  const rlimits = (p.rlimits ?? []).map((r) => ({ resource: rlimitNumber(r.type), soft: r.soft, hard: r.hard }));
-  const seccomp = config.linux?.seccomp ? compileSeccomp(config.linux.seccomp) : undefined;
-  if (seccomp?.needsListener) {
-    throw new ConfigError('linux.seccomp: SCMP_ACT_NOTIFY (a seccomp user-notification listener) is not supported yet');
-  }
+  const prepared = prepareProcess(p, config.linux?.seccomp);
 
   // ---- parent: everything that names a host path comes before the namespaces are joined ----
   if (p.oomScoreAdj !== undefined) plan.add(Op.OOM_SCORE_ADJ, p.oomScoreAdj);
@@ -200,20 +187,9 @@ export function compileExec(config: Spec, p: Process, target: ExecTarget, opts: 
   plan.add(Op.ROOTFS, joinsMnt ? '/' : target.rootfs);
   plan.add(Op.PIVOT, 2);
   if (p.terminal) plan.add(Op.CONSOLE, p.consoleSize?.height ?? 0, p.consoleSize?.width ?? 0, '');
-  plan.add(Op.CHDIR, p.cwd);
-  for (const r of rlimits) plan.add(Op.RLIMIT, r.resource, BigInt.asUintN(64, BigInt(r.soft)), BigInt.asUintN(64, BigInt(r.hard)));
-  const env = p.env ?? [];
-  const pathVar = env.filter((e) => e.startsWith('PATH=')).pop()?.slice(5) ?? DEFAULT_PATH;
-  plan.add(Op.EXEC_PREPARE, pathVar, p.args!.length, ...p.args!, ...env);
-  // As create (and runc): without no_new_privs the filter needs CAP_SYS_ADMIN, so it is loaded
-  // before the privileges are dropped; with it, as late as possible.
-  if (seccomp && !p.noNewPrivileges) plan.add(Op.SECCOMP, seccomp.flags, seccomp.filter);
-  plan.add(Op.CAPS_BOUNDING, bounding);
-  const groups = target.setgroupsDenied ? '-' : (p.user.additionalGids ?? []).join(',');
-  plan.add(Op.USER, p.user.uid, p.user.gid, p.user.umask ?? 0o022, groups);
-  plan.add(Op.CAPS, effective, permitted, inheritable, ambient);
-  if (p.noNewPrivileges) plan.add(Op.NO_NEW_PRIVS);
-  if (seccomp && p.noNewPrivileges) plan.add(Op.SECCOMP, seccomp.flags, seccomp.filter);
+  addProcessSetup(plan, p, prepared);
+  addPrivilegeDrop(plan, p, prepared, target.setgroupsDenied ? '-' : (p.user.additionalGids ?? []).join(','));
+  addLateSeccomp(plan, p, prepared);
   plan.add(Op.EXEC, opts.preserveFds ?? 0);
   return plan;
 }
