@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Benchmark: berth-runtime against runc and crun (Debian), in the same run, interleaved.
 //   sudo node bench/runtime.mjs [--runs 50]
-// Measures `run` of a /bin/true bundle and create+start+delete, plus `node -e 0` as the floor.
+// Measures `run` of a /bin/true bundle, create+start+delete, exec into a running container and
+// pause/resume, plus `node -e 0` as the floor.
 // Prints medians (and p10/p90) in ms and ratios to crun. Run on an idle machine; quote medians.
 import { spawnSync, execFileSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, rmSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -77,6 +78,35 @@ for (let i = 0; i < runs; i++) {
     const t2 = process.hrtime.bigint();
     record(`${rt.name} create+start+delete`, Number((t1 - t0) + (t2 - t1)) / 1e6);
   }
+}
+
+// exec and pause/resume: one long-running container per runtime, operated on repeatedly.
+const sleeperBundle = join(work, 'sleeper');
+execFileSync(join(repo, 'scripts/busybox-bundle.sh'), [sleeperBundle, 'sleep', '100000'], { stdio: 'inherit' });
+{
+  const specPath2 = join(sleeperBundle, 'config.json');
+  const spec2 = JSON.parse(readFileSync(specPath2, 'utf8'));
+  spec2.ociVersion = '1.0.2';
+  writeFileSync(specPath2, JSON.stringify(spec2));
+}
+const sleepers = [];
+try {
+  for (const rt of runtimes) {
+    const [cmd, ...pre] = rt.cmd;
+    const base = [...pre, '--root', join(work, `state-${rt.name}`)];
+    const id = `bench-${rt.name}-sleeper`;
+    time(cmd, [...base, 'run', '--detach', '--bundle', sleeperBundle, id]);
+    sleepers.push({ rt, cmd, base, id });
+  }
+  for (let i = 0; i < runs; i++) {
+    for (const { rt, cmd, base, id } of sleepers) {
+      record(`${rt.name} exec true`, time(cmd, [...base, 'exec', id, '/bin/true']));
+      record(`${rt.name} pause`, time(cmd, [...base, 'pause', id]));
+      record(`${rt.name} resume`, time(cmd, [...base, 'resume', id]));
+    }
+  }
+} finally {
+  for (const { cmd, base, id } of sleepers) spawnSync(cmd, [...base, 'delete', '--force', id], { stdio: 'ignore' });
 }
 
 const quantile = (xs, q) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(q * s.length))]; };
