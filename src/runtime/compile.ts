@@ -6,6 +6,7 @@ import { capabilityMask } from './capabilities.ts';
 import type { CgroupMountInfo } from './cgroups/index.ts';
 import { ConfigError } from './errors.ts';
 import { MS, parseMountOptions } from './mount-options.ts';
+import { homeOf } from './passwd.ts';
 import { Op, Plan } from './plan.ts';
 import { rlimitNumber } from './rlimits.ts';
 import { compileSeccomp, type CompiledSeccomp } from './seccomp/index.ts';
@@ -241,7 +242,7 @@ export function compile(spec: Spec, opts: CompileOptions): CompiledPlan {
   if (process.terminal) {
     plan.add(Op.CONSOLE, process.consoleSize?.height ?? 0, process.consoleSize?.width ?? 0, '/dev/console');
   }
-  addProcessSetup(plan, process, prepared);
+  addProcessSetup(plan, process, prepared, rootfs);
   addPrivilegeDrop(plan, process, prepared, (process.user.additionalGids ?? []).join(','));
 
   if (hooks.startContainer?.length) {
@@ -289,10 +290,12 @@ export function prepareProcess(process: Process, seccompSpec: Seccomp | undefine
 }
 
 /** cwd, rlimits, and the program looked up now, so that a missing binary fails before start. */
-export function addProcessSetup(plan: Plan, process: Process, prepared: PreparedProcess): void {
+export function addProcessSetup(plan: Plan, process: Process, prepared: PreparedProcess, rootfs: string): void {
   plan.add(Op.CHDIR, process.cwd);
   for (const r of prepared.rlimits) plan.add(Op.RLIMIT, r.resource, BigInt.asUintN(64, BigInt(r.soft)), BigInt.asUintN(64, BigInt(r.hard)));
-  const env = process.env ?? [];
+  const env = [...(process.env ?? [])];
+  // As runc: a process without HOME gets the user's home from the image's /etc/passwd, else "/".
+  if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${homeOf(rootfs, process.user.uid)}`);
   const pathVar = env.filter((e) => e.startsWith('PATH=')).pop()?.slice(5) ?? DEFAULT_PATH;
   plan.add(Op.EXEC_PREPARE, pathVar, process.args!.length, ...process.args!, ...env);
 }

@@ -187,7 +187,7 @@ export function compileExec(config: Spec, p: Process, target: ExecTarget, opts: 
   plan.add(Op.ROOTFS, joinsMnt ? '/' : target.rootfs);
   plan.add(Op.PIVOT, 2);
   if (p.terminal) plan.add(Op.CONSOLE, p.consoleSize?.height ?? 0, p.consoleSize?.width ?? 0, '');
-  addProcessSetup(plan, p, prepared);
+  addProcessSetup(plan, p, prepared, target.rootfs);
   addPrivilegeDrop(plan, p, prepared, target.setgroupsDenied ? '-' : (p.user.additionalGids ?? []).join(','));
   addLateSeccomp(plan, p, prepared);
   plan.add(Op.EXEC, opts.preserveFds ?? 0);

@@ -42,6 +42,18 @@ test('env is exactly the configured environment (nothing from the runtime\'s)', 
   });
 });
 
+test('HOME, when the env lacks it, is the user\'s home from the image\'s /etc/passwd (as runc sets it)', async () => {
+  await withBundle({}, async (b) => {
+    const home = (user: { uid: number; gid: number }) => b.output(['sh', '-c', 'echo "$HOME"'], (s) => {
+      s.process.env = ['PATH=/bin:/usr/bin'];
+      s.process.user = user;
+    });
+    assert.equal(await home({ uid: 0, gid: 0 }), '/root\n');
+    assert.equal(await home(ALICE), '/home/alice\n');
+    assert.equal(await home({ uid: 4242, gid: 4242 }), '/\n', 'a uid without a passwd entry gets /');
+  });
+});
+
 test('cwd is the working directory', async () => {
   await withBundle({}, async (b) => {
     assert.equal(await b.output(['pwd'], (s) => { s.process.cwd = '/home/alice'; }), '/home/alice\n');
