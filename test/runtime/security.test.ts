@@ -1,7 +1,7 @@
 // Security properties: no host fd leaks into the container, --preserve-fds passes exactly what
 // it says, symlinked mount destinations and cwd stay inside the rootfs, the state root is private.
 import assert from 'node:assert/strict';
-import { closeSync, openSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { explain, mountsUnder, waitFor, withBundle, type Bundle } from '../helpers/bundle.ts';
@@ -154,6 +154,33 @@ test('the state root is not writable by other users', async () => {
     assert.equal(mode & 0o022, 0, `state root mode ${mode.toString(8)}`);
     const entry = statSync(join(b.root, id)).mode & 0o777;
     assert.equal(entry & 0o022, 0, `state dir mode ${entry.toString(8)}`);
+    assert.equal((await b.delete(id, true)).code, 0);
+  });
+});
+
+test('the runtime code running in the container cannot be overwritten from inside (CVE-2019-5736 class)', async () => {
+  await withBundle({}, async (b) => {
+    b.writeConfig((s) => { s.process.args = ['sleep', '1000']; });
+    const id = b.newId();
+    assert.equal((await b.create(id)).code, 0);
+    // Until start, the container's init is still the runtime's own code.
+    const { pid } = await b.state(id);
+    assert.ok(pid && pid > 0);
+    // It must not be a file on any filesystem (a sealed memfd copy has no links): otherwise a
+    // process in the container could reopen it for writing once the runtime has exec'd.
+    assert.equal(statSync(`/proc/${pid}/exe`).nlink, 0, `the init runs an executable that is linked on disk (${readlinkSync(`/proc/${pid}/exe`)})`);
+    // Even root on the host cannot write through /proc/<pid>/exe.
+    let wrote = false;
+    try {
+      closeSync(openSync(`/proc/${pid}/exe`, 'r+'));
+      wrote = true;
+    } catch (err) {
+      assert.ok(['ETXTBSY', 'EPERM', 'EACCES'].includes((err as NodeJS.ErrnoException).code ?? ''), `open /proc/${pid}/exe: ${(err as Error).message}`);
+    }
+    assert.equal(wrote, false, 'the init\'s executable must not be writable');
+    // From inside: a process exec'd into the container sees the init as pid 1 and tries the same.
+    const r = await b.run(['exec', id, 'sh', '-c', 'echo pwned > /proc/1/exe && echo WROTE; exit 0']);
+    assert.doesNotMatch(r.stdout, /WROTE/, `the container overwrote its init's executable: ${explain(r)}`);
     assert.equal((await b.delete(id, true)).code, 0);
   });
 });
