@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { closeSync, openSync, readdirSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { explain, mountsUnder, waitFor, withBundle, type Bundle } from '../helpers/bundle.ts';
+import { deviation, explain, mountsUnder, waitFor, withBundle, type Bundle } from '../helpers/bundle.ts';
 
 /** Parses `ls -l /proc/self/fd` into fd → link target. */
 function parseFds(out: string): Map<number, string> {
@@ -158,7 +158,11 @@ test('the state root is not writable by other users', async () => {
   });
 });
 
-test('the runtime code running in the container cannot be overwritten from inside (CVE-2019-5736 class)', async () => {
+test('the runtime code running in the container cannot be overwritten from inside (CVE-2019-5736 class)', {
+  // runc 1.1 protects itself differently (its init's exe is not an unlinked copy), so the nlink
+  // check below is Berth's mechanism rather than a spec requirement.
+  todo: deviation(['runc'], 'runc 1.1 protects runc init by other means than an unlinked sealed copy'),
+}, async () => {
   await withBundle({}, async (b) => {
     b.writeConfig((s) => { s.process.args = ['sleep', '1000']; });
     const id = b.newId();
