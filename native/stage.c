@@ -69,8 +69,8 @@ enum {
 	OP_WRITE_FILE, OP_SESSION_KEYRING, OP_RLIMIT, OP_CONSOLE, OP_CHDIR,
 	OP_CAPS_BOUNDING, OP_USER, OP_CAPS, OP_NO_NEW_PRIVS, OP_SYNC, OP_RUN_HOOK,
 	OP_EXEC_PREPARE, OP_WAIT_START, OP_EXEC, OP_SECCOMP, OP_CONSOLE_PROXY,
-	OP_CGROUP_DEVICES, /* 34 */
-	OP_MAX = OP_CGROUP_DEVICES,
+	OP_CGROUP_DEVICES, OP_SECCOMP_LISTENER, OP_SECCOMP_NOTIFY, /* 36 */
+	OP_MAX = OP_SECCOMP_NOTIFY,
 };
 
 /* name, argc (negative: at least -argc), phase: 'p' before CLONE, 'c' after */
@@ -92,6 +92,7 @@ static const struct { const char *name; int argc; char phase; } ops[OP_MAX + 1] 
 	[OP_EXEC_PREPARE] = {"EXEC_PREPARE", -2, 'c'}, [OP_WAIT_START] = {"WAIT_START", 0, 'c'},
 	[OP_EXEC] = {"EXEC", 1, 'c'},               [OP_SECCOMP] = {"SECCOMP", 2, 'c'},
 	[OP_CONSOLE_PROXY] = {"CONSOLE_PROXY", 0, 'p'}, [OP_CGROUP_DEVICES] = {"CGROUP_DEVICES", 2, 'p'},
+	[OP_SECCOMP_LISTENER] = {"SECCOMP_LISTENER", 1, 'p'}, [OP_SECCOMP_NOTIFY] = {"SECCOMP_NOTIFY", -3, 'c'},
 };
 
 static int sync_fd = -1;     /* -1 once closed by WAIT_START: errors then go to stderr */
@@ -100,6 +101,8 @@ static int root_fd = -1;     /* O_PATH fd every "(in root)" path is resolved aga
 static const char *root_path;
 static bool pivoted;
 static int fifo_fd = -1, console_fd = -1;
+static int listener_fd = -1;         /* SECCOMP_LISTENER: connected to the seccomp agent */
+static pid_t host_pid;               /* the child's pid in the host's pid ns (from the parent) */
 static int proxy_fd = -1;            /* CONSOLE_PROXY: our end of the child's console socket */
 static volatile sig_atomic_t winch;  /* CONSOLE_PROXY: the terminal was resized */
 static const struct arg *id_maps;   /* uid_map, gid_map, setgroups */
@@ -691,10 +694,10 @@ static void op_pivot(unsigned mode)
 
 /* ---------- terminal ---------- */
 
-static void send_fd(int sock, int fd, const char *name)
+static void send_fd(int sock, int fd, const void *data, size_t len, const char *what)
 {
 	union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
-	struct iovec iov = {(void *)name, strlen(name)};
+	struct iovec iov = {(void *)data, len};
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
 	memset(&u, 0, sizeof u);
 	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
@@ -707,7 +710,9 @@ static void send_fd(int sock, int fd, const char *name)
 		n = sendmsg(sock, &mh, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
-		die("send console fd");
+		die("send %s", what);
+	if ((size_t)n < len)   /* a stream may take a long payload in parts; the fd went with the first */
+		put(sock, (const char *)data + n, len - (size_t)n);
 }
 
 static void op_console(const struct arg *a)
@@ -747,7 +752,7 @@ static void op_console(const struct arg *a)
 			die("bind %s onto %s", name, a[2].s);
 		close(t);
 	}
-	send_fd(console_fd, m, name);
+	send_fd(console_fd, m, name, strlen(name), "console fd");
 	close(m);
 	close(console_fd);
 	console_fd = -1;
@@ -1203,13 +1208,15 @@ static void op_clone(const struct arg *a)
 		close(proc_fd);   /* the host's /proc has no business in the container */
 		proc_fd = -1;
 		sigprocmask(SIG_SETMASK, &old, NULL);
-		char c;
+		/* 'G' and our host pid (SECCOMP_NOTIFY reports it); one write of a pipe: all or nothing */
+		char rb[1 + sizeof(pid_t)];
 		ssize_t n;
 		do
-			n = read(rel[0], &c, 1);
+			n = read(rel[0], rb, sizeof rb);
 		while (n < 0 && errno == EINTR);
-		if (n != 1)
+		if (n != (ssize_t)sizeof rb || rb[0] != 'G')
 			_exit(1);   /* the parent failed and said so */
+		memcpy(&host_pid, rb + 1, sizeof host_pid);
 		close(rel[0]);
 		if (id_maps) {
 			if (setresgid(0, 0, 0) < 0)
@@ -1228,7 +1235,9 @@ static void op_clone(const struct arg *a)
 	}
 	/* PID is always the first line Node sees from this container: release the child only now */
 	msg("PID %d", (int)pid);
-	if (write(rel[1], "G", 1) != 1)
+	char rb[1 + sizeof(pid_t)] = {'G'};
+	memcpy(rb + 1, &pid, sizeof pid);
+	if (write(rel[1], rb, sizeof rb) != (ssize_t)sizeof rb)
 		die("release child");
 	close(rel[1]);
 	if (!stay)
@@ -1238,6 +1247,8 @@ static void op_clone(const struct arg *a)
 		close(fifo_fd);
 	if (console_fd >= 0)
 		close(console_fd);
+	if (listener_fd >= 0)
+		close(listener_fd);
 	fwd_pid = pid;
 	struct sigaction sa = {.sa_handler = forward, .sa_flags = SA_RESTART};
 	for (size_t i = 0; i < sizeof fwd_signals / sizeof *fwd_signals; i++)
@@ -1299,16 +1310,57 @@ static void op_fifo(const char *path)
 		die("open %s", path);
 }
 
-static void op_console_socket(const char *path)
+/* CONSOLE_SOCKET, SECCOMP_LISTENER: a SOCK_STREAM unix socket connected to a host path */
+static int connect_unix(const char *path, const char *what)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd;
 	if (strlen(path) >= sizeof sa.sun_path)
-		fail(ENAMETOOLONG, "connect console socket %s", path);
+		fail(ENAMETOOLONG, "connect %s %s", what, path);
 	strcpy(sa.sun_path, path);
-	if ((console_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
 		die("socket");
-	if (connect(console_fd, (struct sockaddr *)&sa, sizeof sa) < 0)
-		die("connect console socket %s", path);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
+		die("connect %s %s", what, path);
+	return fd;
+}
+
+/* SECCOMP_NOTIFY: load the filter (the plan's flags include SECCOMP_FILTER_FLAG_NEW_LISTENER),
+ * then send the notify fd to the agent with the containerProcessState JSON: the plan's parts
+ * joined with our host pid. Both fds are closed: the agent holds the only listener now. */
+static void op_seccomp_notify(const struct rec *r)
+{
+	const struct arg *a = r->a;
+	unsigned flags = (unsigned)num(a[0].s, UINT_MAX, "seccomp flags");
+	size_t len = a[1].len, total = 0;
+	if (len == 0 || len % sizeof(struct sock_filter) || len / sizeof(struct sock_filter) > USHRT_MAX)
+		fail(0, "seccomp: invalid filter length %zu in plan", len);
+	if (listener_fd < 0)
+		fail(0, "seccomp notify: no SECCOMP_LISTENER in plan");
+	char pid[24];
+	int pidlen = snprintf(pid, sizeof pid, "%d", (int)host_pid);
+	for (unsigned i = 2; i < r->argc; i++)
+		total += a[i].len + (size_t)pidlen;
+	char *json = malloc(total + 1), *p = json;
+	if (!json)
+		die("seccomp notify: malloc");
+	for (unsigned i = 2; i < r->argc; i++) {
+		if (i > 2) {
+			memcpy(p, pid, (size_t)pidlen);
+			p += pidlen;
+		}
+		memcpy(p, a[i].s, a[i].len);
+		p += a[i].len;
+	}
+	struct sock_fprog prog = {(unsigned short)(len / sizeof(struct sock_filter)), (struct sock_filter *)a[1].s};
+	int nfd = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+	if (nfd < 0)
+		die("seccomp");
+	send_fd(listener_fd, nfd, json, (size_t)(p - json), "seccomp notify fd to the listener");
+	close(nfd);
+	close(listener_fd);
+	listener_fd = -1;
+	free(json);
 }
 
 /* ---------- CGROUP_DEVICES: the cgroup v2 device program (begin) ---------- */
@@ -1405,7 +1457,8 @@ static void op_cgroup_devices(const struct arg *a)
 /* Only file contents, hook stdin and BPF code may contain NULs; elsewhere one would cut a string short. */
 static bool binary_arg(unsigned op, unsigned i)
 {
-	return i == 1 && (op == OP_WRITE_FILE || op == OP_RUN_HOOK || op == OP_SECCOMP || op == OP_CGROUP_DEVICES);
+	return i == 1 && (op == OP_WRITE_FILE || op == OP_RUN_HOOK || op == OP_SECCOMP || op == OP_CGROUP_DEVICES ||
+			  op == OP_SECCOMP_NOTIFY);
 }
 
 static void run(const struct rec *recs, size_t n)
@@ -1450,7 +1503,13 @@ static void run(const struct rec *recs, size_t n)
 			op_fifo(a[0].s);
 			break;
 		case OP_CONSOLE_SOCKET:
-			op_console_socket(a[0].s);
+			console_fd = connect_unix(a[0].s, "console socket");
+			break;
+		case OP_SECCOMP_LISTENER:
+			listener_fd = connect_unix(a[0].s, "seccomp listener");
+			break;
+		case OP_SECCOMP_NOTIFY:
+			op_seccomp_notify(r);
 			break;
 		case OP_CGROUP_DEVICES:
 			op_cgroup_devices(a);

@@ -9,9 +9,10 @@ import { MS, parseMountOptions } from './mount-options.ts';
 import { homeOf } from './passwd.ts';
 import { Op, Plan } from './plan.ts';
 import { rlimitNumber } from './rlimits.ts';
-import { compileSeccomp, type CompiledSeccomp } from './seccomp/index.ts';
+import { compileSeccomp, SECCOMP_FILTER_FLAGS, type CompiledSeccomp } from './seccomp/index.ts';
 import { namespacesOf } from './spec.ts';
-import type { Device, DeviceCgroupRule, Hook, IdMapping, LinuxResources, Mount, NamespaceType, Process, Seccomp, Spec } from './spec-types.ts';
+import type { Device, DeviceCgroupRule, Hook, IdMapping, LinuxResources, Mount, NamespaceType, Process, Seccomp, Spec, State } from './spec-types.ts';
+import { OCI_VERSION } from './state.ts';
 
 const CLONE_FLAG: Record<Exclude<NamespaceType, 'time'>, number> = {
   mount: 0x00020000,
@@ -141,7 +142,10 @@ export function compile(spec: Spec, opts: CompileOptions): CompiledPlan {
   if (!existsSync(rootfs) || !statSync(rootfs).isDirectory()) throw new ConfigError(`root.path: ${rootfs} is not a directory`);
 
   // Everything checked that can be checked before touching the system.
-  const prepared = prepareProcess(process, linux.seccomp);
+  // The listener learns the container's state as of create; the pid is the init's (spliced in by the stage).
+  const listenerState: State = { ociVersion: OCI_VERSION, id: opts.id, status: 'creating', bundle: opts.bundle };
+  if (spec.annotations && Object.keys(spec.annotations).length > 0) listenerState.annotations = spec.annotations;
+  const prepared = prepareProcess(process, linux.seccomp, listenerState);
   for (const key of Object.keys(linux.sysctl ?? {})) checkSysctl(key, spec);
 
   // ---- parent (stage 0), in the host's namespaces ----
@@ -152,6 +156,7 @@ export function compile(spec: Spec, opts: CompileOptions): CompiledPlan {
   plan.add(Op.FIFO, opts.fifoPath);
   if (process.terminal && opts.consoleSocket) plan.add(Op.CONSOLE_SOCKET, resolve(opts.consoleSocket));
   else if (process.terminal) plan.add(Op.CONSOLE_PROXY);
+  addSeccompListener(plan, prepared);
   for (const [type, setnsName] of SETNS_ORDER) {
     const path = ns.get(type)?.path;
     if (path) plan.add(Op.SETNS, setnsName, path);
@@ -265,16 +270,24 @@ export interface PreparedProcess {
   ambient: bigint;
   rlimits: { resource: number; soft: number; hard: number }[];
   seccomp?: CompiledSeccomp;
+  /** SCMP_ACT_NOTIFY: where the notify fd goes, and the containerProcessState JSON around the pid. */
+  listener?: { path: string; json: string[] };
 }
 
-/** Capability names, rlimit types and the seccomp filter, validated and compiled. */
-export function prepareProcess(process: Process, seccompSpec: Seccomp | undefined): PreparedProcess {
+/** Capability names, rlimit types and the seccomp filter, validated and compiled. `state`: the
+ * container's state for a seccomp listener; without a pid, the process's own (create: the init). */
+export function prepareProcess(process: Process, seccompSpec: Seccomp | undefined, state?: State): PreparedProcess {
   const caps = process.capabilities ?? {};
   const permitted = capabilityMask(caps.permitted, 'permitted');
   const inheritable = capabilityMask(caps.inheritable, 'inheritable');
   const seccomp = seccompSpec ? compileSeccomp(seccompSpec) : undefined;
+  let listener: PreparedProcess['listener'];
   if (seccomp?.needsListener) {
-    throw new ConfigError('linux.seccomp: SCMP_ACT_NOTIFY (a seccomp user-notification listener) is not supported yet');
+    if (!seccompSpec!.listenerPath) {
+      throw new ConfigError('linux.seccomp.listenerPath: required when a rule uses SCMP_ACT_NOTIFY (the notify fd must go to a listener)');
+    }
+    if (!state) throw new Error('prepareProcess: a seccomp listener needs the container state');
+    listener = { path: resolve(seccompSpec!.listenerPath), json: containerProcessStateParts(state, seccompSpec!.listenerMetadata) };
   }
   return {
     bounding: capabilityMask(caps.bounding, 'bounding'),
@@ -286,7 +299,35 @@ export function prepareProcess(process: Process, seccompSpec: Seccomp | undefine
     ambient: capabilityMask(caps.ambient, 'ambient') & permitted & inheritable,
     rlimits: (process.rlimits ?? []).map((r) => ({ resource: rlimitNumber(r.type), soft: r.soft, hard: r.hard })),
     seccomp,
+    listener,
   };
+}
+
+/** The runtime-spec's containerProcessState as JSON, split where the stage inserts the host pid
+ * of the process that loaded the filter ("pid", and "state.pid" when the state has none). */
+function containerProcessStateParts(state: State, metadata: string | undefined): string[] {
+  const head = JSON.stringify({ ociVersion: OCI_VERSION, fds: ['seccompFd'], ...(metadata !== undefined ? { metadata } : {}) });
+  const parts = [`${head.slice(0, -1)},"pid":`];
+  if (state.pid !== undefined) {
+    parts.push(`,"state":${JSON.stringify(state)}}`);
+  } else {
+    parts.push(`,"state":${JSON.stringify(state).slice(0, -1)},"pid":`, '}}');
+  }
+  return parts;
+}
+
+/** Parent phase: connect to the seccomp listener while its host path is still reachable. */
+export function addSeccompListener(plan: Plan, prepared: PreparedProcess): void {
+  if (prepared.listener) plan.add(Op.SECCOMP_LISTENER, prepared.listener.path);
+}
+
+function addSeccomp(plan: Plan, prepared: PreparedProcess): void {
+  const s = prepared.seccomp!;
+  if (prepared.listener) {
+    plan.add(Op.SECCOMP_NOTIFY, s.flags | SECCOMP_FILTER_FLAGS.SECCOMP_FILTER_FLAG_NEW_LISTENER!, s.filter, ...prepared.listener.json);
+  } else {
+    plan.add(Op.SECCOMP, s.flags, s.filter);
+  }
 }
 
 /** cwd, rlimits, and the program looked up now, so that a missing binary fails before start. */
@@ -304,7 +345,7 @@ export function addProcessSetup(plan: Plan, process: Process, prepared: Prepared
 export function addPrivilegeDrop(plan: Plan, process: Process, prepared: PreparedProcess, groups: string): void {
   // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while the process still
   // has it. With no_new_privs it is loaded as late as possible, right before exec (as runc does).
-  if (prepared.seccomp && !process.noNewPrivileges) plan.add(Op.SECCOMP, prepared.seccomp.flags, prepared.seccomp.filter);
+  if (prepared.seccomp && !process.noNewPrivileges) addSeccomp(plan, prepared);
   plan.add(Op.CAPS_BOUNDING, prepared.bounding);
   plan.add(Op.USER, process.user.uid, process.user.gid, process.user.umask ?? 0o022, groups);
   plan.add(Op.CAPS, prepared.effective, prepared.permitted, prepared.inheritable, prepared.ambient);
@@ -313,7 +354,7 @@ export function addPrivilegeDrop(plan: Plan, process: Process, prepared: Prepare
 
 /** The filter under no_new_privs: the last thing before exec. */
 export function addLateSeccomp(plan: Plan, process: Process, prepared: PreparedProcess): void {
-  if (prepared.seccomp && process.noNewPrivileges) plan.add(Op.SECCOMP, prepared.seccomp.flags, prepared.seccomp.filter);
+  if (prepared.seccomp && process.noNewPrivileges) addSeccomp(plan, prepared);
 }
 
 function propagationFlag(name: string): number {

@@ -12,11 +12,11 @@ import { loadCgroup } from './cgroups/index.ts';
 import type { Runtime } from './container.ts';
 import { ConfigError, RuntimeError, StateError } from './errors.ts';
 import { Op, Plan } from './plan.ts';
-import { addLateSeccomp, addPrivilegeDrop, addProcessSetup, prepareProcess } from './compile.ts';
+import { addLateSeccomp, addPrivilegeDrop, addProcessSetup, addSeccompListener, prepareProcess } from './compile.ts';
 import { loadSpec, validateSpec } from './spec.ts';
-import type { Process, Spec } from './spec-types.ts';
+import type { Process, Spec, State } from './spec-types.ts';
 import { runStage } from './stage.ts';
-import { initAlive, statusOf, type ContainerRecord } from './state.ts';
+import { initAlive, stateJson, statusOf, type ContainerRecord } from './state.ts';
 
 
 /** setns(2) type names in the order they are joined: user first (it grants the capabilities the
@@ -59,6 +59,8 @@ export interface ExecTarget {
   namespaces: [NsName, string, string][];
   /** The joined user namespace denies setgroups(2). */
   setgroupsDenied: boolean;
+  /** The container's state, for a seccomp listener (SCMP_ACT_NOTIFY). */
+  state?: State;
 }
 
 export interface ExecPlanOptions {
@@ -165,13 +167,14 @@ export function compileExec(config: Spec, p: Process, target: ExecTarget, opts: 
   }
   if (!p.terminal && opts.consoleSocket) throw new ConfigError('--console-socket: only used with --tty (or process.terminal)');
   // Checked before anything runs.
-  const prepared = prepareProcess(p, config.linux?.seccomp);
+  const prepared = prepareProcess(p, config.linux?.seccomp, target.state);
 
   // ---- parent: everything that names a host path comes before the namespaces are joined ----
   if (p.oomScoreAdj !== undefined) plan.add(Op.OOM_SCORE_ADJ, p.oomScoreAdj);
   for (const procs of target.cgroupProcs) plan.add(Op.CGROUP_JOIN, procs);
   if (p.terminal && opts.consoleSocket) plan.add(Op.CONSOLE_SOCKET, resolve(opts.consoleSocket));
   else if (p.terminal) plan.add(Op.CONSOLE_PROXY);
+  addSeccompListener(plan, prepared);
   let joinsMnt = false;
   for (const [type, path] of target.namespaces) {
     plan.add(Op.SETNS, type, path);
@@ -258,6 +261,7 @@ export async function execInContainer(runtime: Runtime, id: string, opts: ExecOp
     cgroupProcs: cgroup ? cgroup.procsFiles() : [],
     namespaces: namespacesToJoin(record.pid),
     setgroupsDenied: false,
+    state: stateJson(record, status),
   };
   target.setgroupsDenied = target.namespaces.some(([t]) => t === 'user') && setgroupsDenied(record.pid);
   const stay = !opts.detach;

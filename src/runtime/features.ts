@@ -20,7 +20,7 @@ export function features(): Record<string, unknown> {
       cgroup: { v1: true, v2: true, systemd: false, systemdUser: false, rdma: false },
       seccomp: {
         enabled: true,
-        actions: [...SECCOMP_ACTIONS].filter((a) => a !== 'SCMP_ACT_NOTIFY'),
+        actions: [...SECCOMP_ACTIONS],
         operators: [...SECCOMP_OPERATORS],
         archs: [...SECCOMP_SUPPORTED_ARCHES],
         knownFlags: Object.keys(SECCOMP_FILTER_FLAGS),

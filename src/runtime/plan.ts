@@ -36,6 +36,8 @@ export const Op = {
   SECCOMP: 32,
   CONSOLE_PROXY: 33,
   CGROUP_DEVICES: 34,
+  SECCOMP_LISTENER: 35,
+  SECCOMP_NOTIFY: 36,
 } as const;
 
 export type OpCode = (typeof Op)[keyof typeof Op];
