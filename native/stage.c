@@ -544,7 +544,18 @@ static void op_mount(const struct arg *a)
 
 	need_root("mount", target);
 	int fd;
-	if (strcmp(kind, "dir") == 0)
+	if (strcmp(kind, "realdir") == 0) {
+		/* procfs/sysfs: on an ordinary directory, never through a symlink (a /proc that
+		 * points elsewhere would dodge maskedPaths and readonlyPaths, CVE-2019-19921) */
+		struct open_how how = {.flags = O_PATH | O_CLOEXEC,
+		                       .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+		int probe = (int)syscall(SYS_openat2, root_fd, target, &how, sizeof how);
+		if (probe < 0 && errno == ELOOP)
+			fail(0, "mount %s on %s: the destination must be an ordinary directory, not a symlink or a path through one", what, target);
+		if (probe >= 0)
+			close(probe);
+		fd = mkdir_in_root(target);
+	} else if (strcmp(kind, "dir") == 0)
 		fd = mkdir_in_root(target);
 	else if (strcmp(kind, "file") == 0)
 		fd = file_in_root(target);
@@ -740,6 +751,12 @@ static void op_console(const struct arg *a)
 		struct winsize ws = {.ws_row = rows, .ws_col = cols};
 		if (ioctl(m, TIOCSWINSZ, &ws) < 0)
 			die("set console size");
+	}
+	/* no "\n" → "\r\n" on output, as runc and crun set their consoles up */
+	struct termios tio;
+	if (tcgetattr(s, &tio) == 0) {
+		tio.c_oflag &= ~(tcflag_t)ONLCR;
+		tcsetattr(s, TCSANOW, &tio);
 	}
 	snprintf(name, sizeof name, "/dev/pts/%d", pts);
 	if (a[2].len) {

@@ -109,9 +109,9 @@ export function buildProgram(): Command {
 
   createOptions(program.command('run').description('create and start a container; waits for it unless --detach'))
     .option('-d, --detach', 'return after start')
-    .option('--keep', 'ignored: run always removes the container after it exits in the foreground')
-    .action(async (id: string, o: CreateFlags) => {
-      const code = await runtime.run(id, { ...toCreate(o), detach: o.detach });
+    .option('--keep', 'keep the stopped container (its state) after it exits, for delete later')
+    .action(async (id: string, o: CreateFlags & { keep?: boolean }) => {
+      const code = await runtime.run(id, { ...toCreate(o), detach: o.detach, keep: o.keep });
       process.exitCode = code;
     });
 
@@ -201,6 +201,7 @@ export function buildProgram(): Command {
   program.command('ps').description('list the processes in a container')
     .addOption(new Option('-f, --format <format>', 'output format').choices(['table', 'json']).default('table'))
     .argument('<id>').argument('[ps-args...]', 'arguments for ps(1)')
+    .passThroughOptions()
     .action(async (id: string, psArgs: string[], o: { format: string }) => {
       const pids = runtime.pids(id);
       if (o.format === 'json') { writeStdout(`${JSON.stringify(pids)}\n`); return; }

@@ -419,7 +419,9 @@ function compileMount(plan: Plan, mount: Mount, index: number, opts: CompileOpti
     deferred.push([dest, MS.REMOUNT | o.flags]);
   }
   const source = mount.source ?? type;
-  plan.add(Op.MOUNT, source, dest, type, flags, o.data.join(','), 'dir', 1);
+  // procfs and sysfs only on an ordinary directory: masks and read-only paths assume them there.
+  const kind = type === 'proc' || type === 'sysfs' ? 'realdir' : 'dir';
+  plan.add(Op.MOUNT, source, dest, type, flags, o.data.join(','), kind, 1);
   for (const p of o.propagation) propagation.push([dest, p]);
 }
 

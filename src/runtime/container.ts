@@ -280,7 +280,7 @@ export class Runtime {
   }
 
   /** create + start in the foreground: resolves with the container's exit status. */
-  async run(id: string, opts: CreateOptions & { detach?: boolean }): Promise<number> {
+  async run(id: string, opts: CreateOptions & { detach?: boolean; keep?: boolean }): Promise<number> {
     if (opts.detach) {
       await this.create(id, opts);
       this.start(id);
@@ -303,7 +303,8 @@ export class Runtime {
       try {
         const latest = this.store.load(id);
         if (statusOf(this.store, latest) !== 'stopped') this.killEverything(latest);
-        this.destroy(latest);
+        // --keep: the stopped container stays (state, cgroup) until `delete`, as with runc.
+        if (!opts.keep) this.destroy(latest);
         mark('deleted');
       } catch (err) {
         this.logFn('warning', `cleaning up "${id}": ${(err as Error).message}`);

@@ -9,7 +9,8 @@ export function parseSignal(value: string): number {
   const text = value.trim().toUpperCase();
   if (/^\d+$/.test(text)) {
     const n = Number(text);
-    if (n >= 1 && n <= 64) return n;
+    // 0 checks that the process exists without signalling it (kill(2)).
+    if (n >= 0 && n <= 64) return n;
   } else {
     const name = text.startsWith('SIG') ? text : `SIG${text}`;
     const direct = byName[name];
