@@ -1,7 +1,7 @@
 // Security properties: no host fd leaks into the container, --preserve-fds passes exactly what
 // it says, symlinked mount destinations and cwd stay inside the rootfs, the state root is private.
 import assert from 'node:assert/strict';
-import { closeSync, openSync, readdirSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { deviation, explain, mountsUnder, waitFor, withBundle, type Bundle } from '../helpers/bundle.ts';
@@ -186,5 +186,17 @@ test('the runtime code running in the container cannot be overwritten from insid
     const r = await b.run(['exec', id, 'sh', '-c', 'echo pwned > /proc/1/exe && echo WROTE; exit 0']);
     assert.doesNotMatch(r.stdout, /WROTE/, `the container overwrote its init's executable: ${explain(r)}`);
     assert.equal((await b.delete(id, true)).code, 0);
+  });
+});
+
+test('procfs is never mounted through a symlink (a /proc pointing elsewhere would dodge the masks)', async () => {
+  await withBundle({}, async (b) => {
+    rmSync(join(b.rootfs, 'proc'), { recursive: true, force: true });
+    mkdirSync(join(b.rootfs, 'elsewhere'));
+    symlinkSync('/elsewhere', join(b.rootfs, 'proc'));
+    const r = await b.exec(['true']);
+    assert.notEqual(r.code, 0, `a symlinked /proc must be refused: ${explain(r)}`);
+    assert.ok(r.stderr.trim().length > 0, 'with a message');
+    assert.deepEqual(readdirSync(join(b.rootfs, 'elsewhere')), [], 'nothing was mounted or created behind the symlink');
   });
 });
