@@ -425,6 +425,17 @@ export class Bundle {
     return this.run(['start', id], opts);
   }
 
+  /** create + start; throws unless both succeed and the container runs; returns the init's pid. */
+  async createAndStart(id: string): Promise<number> {
+    const c = await this.create(id);
+    if (c.code !== 0) throw new Error(`create ${id} failed: ${explain(c)}`);
+    const s = await this.start(id);
+    if (s.code !== 0) throw new Error(`start ${id} failed: ${explain(s)}`);
+    const st = await this.state(id);
+    if (st.status !== 'running' || typeof st.pid !== 'number' || st.pid <= 0) throw new Error(`${id} is not running after start: ${JSON.stringify(st)}`);
+    return st.pid;
+  }
+
   /** `run --bundle <dir> <id>` in the foreground: returns when the container has exited. */
   runContainer(id: string, extra: string[] = [], opts: RunOptions = {}): Promise<RunResult> {
     if (isCleanableId(id)) this.ids.add(id);

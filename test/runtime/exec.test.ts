@@ -26,13 +26,7 @@ const sleeper: BundleOptions = {
 /** Creates and starts a container running the bundle's process; returns its id and init pid. */
 async function started(b: Bundle): Promise<{ id: string; pid: number }> {
   const id = b.newId();
-  const c = await b.create(id);
-  assert.equal(c.code, 0, explain(c));
-  const s = await b.start(id);
-  assert.equal(s.code, 0, explain(s));
-  const st = await b.state(id);
-  assert.equal(st.status, 'running');
-  return { id, pid: st.pid! };
+  return { id, pid: await b.createAndStart(id) };
 }
 
 function nsOf(pid: number): string[] {

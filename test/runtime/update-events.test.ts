@@ -60,14 +60,7 @@ function withShared(b: Bundle, spec: Spec): string {
 const WAIT = 'w() { while [ ! -e /mnt/$1 ]; do sleep 0.05; done; }';
 
 async function startContainer(b: Bundle, id: string): Promise<number> {
-  const c = await b.create(id);
-  assert.equal(c.code, 0, explain(c));
-  const s = await b.start(id);
-  assert.equal(s.code, 0, explain(s));
-  const st = await b.state(id);
-  assert.equal(st.status, 'running');
-  assert.ok(typeof st.pid === 'number' && st.pid > 0);
-  return st.pid;
+  return b.createAndStart(id);
 }
 
 async function update(b: Bundle, id: string, args: string[], input?: string): Promise<void> {
