@@ -5,6 +5,7 @@ import { closeSync, existsSync, openSync, readFileSync, readlinkSync, renameSync
 import { dirname, join, resolve } from 'node:path';
 import { loadCgroup, openCgroup } from './cgroups/index.ts';
 import type { CgroupManager } from './cgroups/index.ts';
+import { sleepSync } from './cgroups/common.ts';
 import { compileDeviceFilter } from './cgroups/devices-bpf.ts';
 import { cgroupResources, compile } from './compile.ts';
 import { NotFoundError, RuntimeError, StateError } from './errors.ts';
@@ -37,10 +38,6 @@ export interface CreateOptions {
 export interface ContainerSummary extends State {
   created: string;
   rootfs: string;
-}
-
-function sleepMs(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
 export class Runtime {
@@ -337,7 +334,7 @@ function waitGone(pid: number, timeoutMs: number, startTime?: string): void {
   while (Date.now() < deadline) {
     const stat = procStat(pid);
     if (!stat || stat.state === 'Z' || stat.state === 'X' || (startTime && stat.startTime !== startTime)) return;
-    sleepMs(2);
+    sleepSync(2);
   }
 }
 
@@ -348,7 +345,7 @@ function waitExec(record: ContainerRecord, timeoutMs = 10000): void {
     let exe = '';
     try { exe = readlinkSync(`/proc/${record.pid}/exe`); } catch { return; }
     if (!exe.startsWith('/memfd:berth-stage')) return;
-    sleepMs(1);
+    sleepSync(1);
   }
 }
 
