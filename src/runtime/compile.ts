@@ -49,6 +49,8 @@ export interface CompileOptions {
   consoleSocket?: string;
   noPivot?: boolean;
   noNewKeyring?: boolean;
+  /** Where compile reports fields it ignores on purpose. */
+  warn?: (message: string) => void;
   preserveFds?: number;
   /** `run` in the foreground: the stage stays as the init's parent and reports its exit. */
   stay?: boolean;
@@ -98,6 +100,10 @@ function checkSysctl(key: string, spec: Spec): void {
   throw new ConfigError(`linux.sysctl: "${key}" is not namespaced; setting it would change the host`);
 }
 
+function selinuxEnabled(): boolean {
+  return existsSync('/sys/fs/selinux/enforce');
+}
+
 export function compile(spec: Spec, opts: CompileOptions): CompiledPlan {
   const plan = new Plan();
   const syncPoints: CompiledPlan['syncPoints'] = [];
@@ -108,7 +114,13 @@ export function compile(spec: Spec, opts: CompileOptions): CompiledPlan {
   if (!process.args || process.args.length === 0) throw new ConfigError('process.args: must name the program to run');
   if (process.apparmorProfile) throw new ConfigError('process.apparmorProfile: AppArmor is not available on this host');
   if (process.selinuxLabel) throw new ConfigError('process.selinuxLabel: SELinux is not available on this host');
-  if (linux.mountLabel) throw new ConfigError('linux.mountLabel: SELinux is not available on this host');
+  // A mount label only tags files for an SELinux policy; on a host without SELinux there is no
+  // policy to feed, so ignoring it weakens nothing (runc and crun ignore it too). A process label
+  // would be a promise about the process's confinement, so that one stays an error above.
+  if (linux.mountLabel) {
+    if (selinuxEnabled()) throw new ConfigError('linux.mountLabel: SELinux labels are not supported by berth-runtime');
+    opts.warn?.(`linux.mountLabel "${linux.mountLabel}" ignored: SELinux is not enabled on this host`);
+  }
   if (linux.intelRdt) throw new ConfigError('linux.intelRdt: Intel RDT is not supported');
   if (linux.personality) throw new ConfigError('linux.personality: not supported yet');
   // Without a mount namespace the container shares the host's mount table (the spec allows it, runc

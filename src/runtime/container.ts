@@ -84,6 +84,7 @@ export class Runtime {
         noNewKeyring: opts.noNewKeyring,
         preserveFds: opts.preserveFds,
         stay,
+        warn: (m) => this.logFn('warning', m),
         ...this.cgroupPlanInputs(cg, spec),
         cgroupDevices,
       });

@@ -140,3 +140,24 @@ test('a process that cannot be executed fails create or start, with a message', 
     }
   });
 });
+
+test('an SELinux process label on a host without SELinux is an error', {
+  skip: existsSync('/sys/fs/selinux/enforce') ? 'this host has SELinux' : false,
+}, async () => {
+  await withBundle({}, async (b) => {
+    withConfig((s) => { s.process.selinuxLabel = 'system_u:system_r:container_t:s0'; })(b);
+    const r = await createFails(b);
+    assert.match(r.stderr, /selinux/i);
+  });
+});
+
+test('an SELinux mount label on a host without SELinux is ignored with a warning, as runc and crun do', {
+  skip: existsSync('/sys/fs/selinux/enforce') ? 'this host has SELinux' : false,
+}, async () => {
+  await withBundle({}, async (b) => {
+    const r = await b.exec(['echo', 'labelled'], (s) => { s.linux.mountLabel = 'system_u:object_r:container_file_t:s0'; });
+    assert.equal(r.code, 0, explain(r));
+    assert.match(r.stdout, /labelled/);
+    if (!deviation(['runc', 'crun'], 'x')) assert.match(r.stderr, /mountLabel.*ignored/);
+  });
+});
