@@ -786,6 +786,22 @@ static void op_console(const struct arg *a)
 
 /* ---------- credentials ---------- */
 
+/* A non-root user must be able to reopen its own stdio (/dev/stdout, /proc/self/fd/N, the pty):
+ * hand the inodes of fds 0-2 to the user, as runc does. The group stays (a devpts mount may prefer
+ * another one), /dev/null is left alone, and inodes the user namespace cannot map are skipped. */
+static void give_stdio_to(uid_t uid)
+{
+	for (int fd = 0; fd <= 2; fd++) {
+		struct stat st;
+		if (fstat(fd, &st) < 0 || st.st_uid == uid)
+			continue;
+		if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3))
+			continue;
+		if (fchown(fd, uid, (gid_t)-1) < 0 && errno != EINVAL && errno != EPERM && errno != EROFS)
+			die("fchown of stdio fd %d to uid %u", fd, uid);
+	}
+}
+
 static void op_user(const struct arg *a)
 {
 	uid_t uid = (uid_t)num(a[0].s, UINT32_MAX - 1, "uid");
@@ -812,6 +828,7 @@ static void op_user(const struct arg *a)
 		free(list);
 		free(copy);
 	}
+	give_stdio_to(uid);
 	if (setresgid(gid, gid, gid) < 0)
 		die("setresgid %u", gid);
 	if (setresuid(uid, uid, uid) < 0)

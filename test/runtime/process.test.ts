@@ -74,6 +74,17 @@ test('user: uid, gid and additionalGids, exactly', async () => {
   });
 });
 
+test('a non-root user can reopen its own stdout and stderr (as under runc)', async () => {
+  await withBundle({}, async (b) => {
+    const out = await b.output('echo to-stdout >> /dev/stdout && echo to-stderr >> /dev/stderr && echo REOPEN-OK', (s) => {
+      s.process.user = { uid: ALICE.uid, gid: ALICE.gid };
+    });
+    // Only the outcome is checked: when stdout is a file, the reopened description and the
+    // original one write at different offsets and may overwrite each other.
+    assert.match(out, /REOPEN-OK/);
+  });
+});
+
 test('user without additionalGids has no supplementary groups (not the runtime\'s)', async () => {
   await withBundle({}, async (b) => {
     const out = await b.output('grep -E "^(Uid|Gid|Groups):" /proc/self/status', (s) => {

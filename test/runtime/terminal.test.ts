@@ -33,11 +33,12 @@ async function startReceiver(b: Bundle, extra: string[] = []): Promise<Receiver>
 }
 
 /** Creates and starts a terminal container; returns what it wrote to the pty (CRLF → LF). */
-async function runWithTerminal(b: Bundle, script: string, receiverArgs: string[] = [], consoleSize?: { height: number; width: number }): Promise<string> {
+async function runWithTerminal(b: Bundle, script: string, receiverArgs: string[] = [], consoleSize?: { height: number; width: number }, user?: { uid: number; gid: number }): Promise<string> {
   b.writeConfig((s) => {
     s.process.terminal = true;
     s.process.args = ['sh', '-c', script];
     if (consoleSize) s.process.consoleSize = consoleSize;
+    if (user) s.process.user = user;
   });
   const rx = await startReceiver(b, receiverArgs);
   try {
@@ -82,6 +83,17 @@ test('terminal: input written to the master reaches the process, resizes are see
     ].join('; '), ['--on', 'WAITING', '--winsize', '50', '160', '--send', 'hello pty\\n']);
     assert.match(out, /^got:hello pty$/m, out);
     assert.match(out, /^size:50 160$/m, out);
+  });
+});
+
+test('terminal for a non-root user: the pty belongs to the user, who can reopen it', async () => {
+  await withBundle({}, async (b) => {
+    const out = await runWithTerminal(b, [
+      'id -u',
+      'stat -L -c %u /proc/self/fd/0',
+      'echo reopened > "$(tty)" && echo REOPEN-OK',
+    ].join('; '), [], undefined, { uid: 1000, gid: 1000 });
+    assert.deepEqual(out.trim().split('\n'), ['1000', '1000', 'reopened', 'REOPEN-OK'], out);
   });
 });
 
