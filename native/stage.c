@@ -78,7 +78,7 @@ static const struct { const char *name; int argc; char phase; } ops[OP_MAX + 1] 
 	[OP_SETNS] = {"SETNS", 2, 'p'},             [OP_UNSHARE_TIME] = {"UNSHARE_TIME", 1, 'p'},
 	[OP_OOM_SCORE_ADJ] = {"OOM_SCORE_ADJ", 1, 'p'}, [OP_CGROUP_JOIN] = {"CGROUP_JOIN", 1, 'p'},
 	[OP_FIFO] = {"FIFO", 1, 'p'},               [OP_CONSOLE_SOCKET] = {"CONSOLE_SOCKET", 1, 'p'},
-	[OP_ID_MAPS] = {"ID_MAPS", 3, 'p'},         [OP_CLONE] = {"CLONE", 2, 'p'},
+	[OP_ID_MAPS] = {"ID_MAPS", -3, 'p'},         [OP_CLONE] = {"CLONE", 2, 'p'},
 	[OP_HOSTNAME] = {"HOSTNAME", 1, 'c'},       [OP_DOMAINNAME] = {"DOMAINNAME", 1, 'c'},
 	[OP_ROOTFS] = {"ROOTFS", 1, 'c'},           [OP_MOUNT] = {"MOUNT", 7, 'c'},
 	[OP_MKNOD] = {"MKNOD", 7, 'c'},             [OP_SYMLINK] = {"SYMLINK", 2, 'c'},
@@ -106,6 +106,7 @@ static pid_t host_pid;               /* the child's pid in the host's pid ns (fr
 static int proxy_fd = -1;            /* CONSOLE_PROXY: our end of the child's console socket */
 static volatile sig_atomic_t winch;  /* CONSOLE_PROXY: the terminal was resized */
 static const struct arg *id_maps;   /* uid_map, gid_map, setgroups */
+static bool id_maps_external;       /* ID_MAPS external=1: Node maps first (newuidmap/newgidmap) */
 static char *exec_path, **exec_argv, **exec_envp;
 static volatile pid_t fwd_pid;      /* stay mode: where forwarded signals go */
 static struct arg sync_data;        /* from Node's latest SYNC answer: the state JSON for hooks */
@@ -1230,10 +1231,22 @@ static void op_clone(const struct arg *a)
 		sigaddset(&fwd, fwd_signals[i]);
 	sigprocmask(SIG_BLOCK, &fwd, &old);
 
+	/*
+	 * The id maps are written from outside (by us, or by Node's newuidmap/newgidmap), and an
+	 * unprivileged writer can only open /proc/<child>/{uid_map,gid_map,setgroups} when the child
+	 * is dumpable (else they belong to root). So the child is dumpable until it is released;
+	 * it sits blocked on the release pipe all that time.
+	 */
+	if (id_maps && prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+		die("prctl PR_SET_DUMPABLE");
 	/* raw clone: CLONE_NEWUSER together with the other CLONE_NEW* makes the new user ns own them */
 	pid_t pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, 0);
 	if (pid < 0)
 		die("clone");
+	if (id_maps && pid > 0 && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+		kill(pid, SIGKILL);
+		die("prctl PR_SET_DUMPABLE");
+	}
 	if (pid == 0) {
 		close(rel[1]);
 		if (proxy_fd >= 0)
@@ -1253,6 +1266,8 @@ static void op_clone(const struct arg *a)
 		memcpy(&host_pid, rb + 1, sizeof host_pid);
 		close(rel[0]);
 		if (id_maps) {
+			if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+				die("prctl PR_SET_DUMPABLE");
 			if (setresgid(0, 0, 0) < 0)
 				die("setresgid 0");
 			if (setresuid(0, 0, 0) < 0)
@@ -1262,6 +1277,20 @@ static void op_clone(const struct arg *a)
 	}
 
 	close(rel[0]);
+	if (id_maps_external) {
+		/* Node runs newuidmap/newgidmap against the child, then answers one byte: G = go on */
+		char c = 0;
+		ssize_t n;
+		msg("MAPS %d", (int)pid);
+		do
+			n = read(sync_fd, &c, 1);
+		while (n < 0 && errno == EINTR);
+		if (n != 1 || c != 'G') {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			_exit(1);   /* Node failed and reports why */
+		}
+	}
 	if (id_maps) {
 		write_map(pid, "setgroups", &id_maps[2]);
 		write_map(pid, "uid_map", &id_maps[0]);
@@ -1557,7 +1586,10 @@ static void run(const struct rec *recs, size_t n)
 			break;
 		}
 		case OP_ID_MAPS:
+			if (r->argc > 4)
+				fail(0, "malformed plan: ID_MAPS takes 3 or 4 arguments, got %u", r->argc);
 			id_maps = a;
+			id_maps_external = r->argc == 4 && flag(a[3].s, "id maps external");
 			break;
 		case OP_CLONE:
 			op_clone(a);

@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { loadCgroup } from './cgroups/index.ts';
 import { DEFAULT_ROOT, Runtime } from './container.ts';
 import { defaultSpec } from './default-spec.ts';
+import { checkStateRootUsable, defaultStateRoot, parseRootlessFlag, prepareXdgStateRoot } from './rootless.ts';
 import { RuntimeError } from './errors.ts';
 import { features } from './features.ts';
 import { registerEvents } from './events.ts';
@@ -19,6 +20,7 @@ const VERSION = '0.1.0';
 
 interface GlobalOptions {
   root: string;
+  rootless?: string;
   log?: string;
   logFormat: 'text' | 'json';
   debug?: boolean;
@@ -52,25 +54,32 @@ export function buildProgram(): Command {
   let globals!: GlobalOptions;
   let runtime!: Runtime;
   let log!: ReturnType<typeof makeLogger>;
+  // As runc: an unprivileged caller's state goes to $XDG_RUNTIME_DIR/berth (rootless.ts).
+  const stateRoot = defaultStateRoot(DEFAULT_ROOT);
 
   program
     .description('Berth\'s OCI runtime: runs OCI bundles with runc\'s command line')
-    .option('--root <dir>', 'directory for container state (tmpfs recommended)', DEFAULT_ROOT)
+    .option('--root <dir>', 'directory for container state (tmpfs recommended)', stateRoot.root)
     .option('--log <file>', 'write log lines to this file (default: stderr only)')
     .addOption(new Option('--log-format <format>', 'log format').choices(['text', 'json']).default('text'))
     .option('--debug', 'verbose logging')
     .option('--systemd-cgroup', 'use systemd to manage cgroups (not supported)')
     .option('--criu <path>', 'ignored (checkpointing is not supported)')
-    .option('--rootless <value>', 'ignored: rootless mode is detected')
+    .option('--rootless <value>', 'ignore cgroup permission errors: true, false or auto (auto: when not root, as runc)')
     .version(`berth-runtime version ${VERSION}\nspec: ${OCI_VERSION}`, '-v, --version')
     .showHelpAfterError(false)
     // Global options go before the command (as runc's); `exec` passes everything after its id through.
     .enablePositionalOptions()
-    .hook('preAction', () => {
+    .hook('preAction', (_program, action) => {
       globals = program.opts<GlobalOptions>();
+      const rootless = parseRootlessFlag(globals.rootless);
+      if (program.getOptionValueSource('root') === 'default') {
+        if (stateRoot.xdg) prepareXdgStateRoot(globals.root);
+        else if (action.name() === 'create' || action.name() === 'run') checkStateRootUsable(globals.root);
+      }
       log = makeLogger(globals);
       if (globals.systemdCgroup) throw new RuntimeError('--systemd-cgroup: the systemd cgroup driver is not supported; use cgroupfs paths');
-      runtime = new Runtime({ root: globals.root, debug: globals.debug, log });
+      runtime = new Runtime({ root: globals.root, debug: globals.debug, log, rootless });
     });
 
   program.command('spec')

@@ -59,6 +59,8 @@ export interface CompileOptions {
   cgroupMounts?: CgroupMountInfo;
   /** cgroup v2: the container's cgroup dir and the eBPF device program (cgroups/devices-bpf.ts) to attach to it. */
   cgroupDevices?: { dir: string; program: Buffer };
+  /** Rootless (rootless.ts): what the stage writes itself, and whether Node maps first (newuidmap/newgidmap). */
+  idMaps?: { uidMap: string; gidMap: string; setgroups: '' | 'deny'; external: boolean };
 }
 
 export interface CompiledPlan {
@@ -178,7 +180,12 @@ export function compile(spec: Spec, opts: CompileOptions): CompiledPlan {
       .map(([clock, o]) => `${clock} ${o.secs ?? 0} ${o.nanosecs ?? 0}\n`).join('');
     plan.add(Op.UNSHARE_TIME, offsets);
   }
-  if (newUserNs) plan.add(Op.ID_MAPS, mappingText(linux.uidMappings!), mappingText(linux.gidMappings!), '');
+  if (newUserNs && opts.idMaps) {
+    const m = opts.idMaps;
+    plan.add(Op.ID_MAPS, m.uidMap, m.gidMap, m.setgroups, ...(m.external ? [1] : []));
+  } else if (newUserNs) {
+    plan.add(Op.ID_MAPS, mappingText(linux.uidMappings!), mappingText(linux.gidMappings!), '');
+  }
   let cloneFlags = 0;
   for (const [type, flag] of Object.entries(CLONE_FLAG)) {
     const n = ns.get(type as NamespaceType);
@@ -260,7 +267,7 @@ export function compile(spec: Spec, opts: CompileOptions): CompiledPlan {
     plan.add(Op.CONSOLE, process.consoleSize?.height ?? 0, process.consoleSize?.width ?? 0, '/dev/console');
   }
   addProcessSetup(plan, process, prepared, rootfs);
-  addPrivilegeDrop(plan, process, prepared, (process.user.additionalGids ?? []).join(','));
+  addPrivilegeDrop(plan, process, prepared, opts.idMaps?.setgroups === 'deny' ? '-' : (process.user.additionalGids ?? []).join(','));
 
   if (hooks.startContainer?.length) {
     plan.add(Op.SYNC, 'startContainer');

@@ -13,6 +13,7 @@ import { runHooks, runHooksWarn } from './hooks.ts';
 import { loadSpec, namespacesOf } from './spec.ts';
 import type { ContainerStatus, Spec, State } from './spec-types.ts';
 import { runStage } from './stage.ts';
+import { rootlessSetup } from './rootless.ts';
 import { mark } from './timing.ts';
 import { initAlive, procStat, stateJson, StateStore, statusOf, type ContainerRecord } from './state.ts';
 import { writeStderr } from './output.ts';
@@ -24,6 +25,8 @@ export interface RuntimeOptions {
   /** Where warnings and debug lines go (the CLI points this at --log). */
   log?: (level: 'debug' | 'info' | 'warning' | 'error', message: string) => void;
   debug?: boolean;
+  /** --rootless: tolerate cgroups this user cannot write (undefined: auto, as runc; see rootless.ts). */
+  rootless?: boolean;
 }
 
 export interface CreateOptions {
@@ -70,9 +73,11 @@ export class Runtime {
     try {
       // cgroup v2 has no device files: the stage attaches an eBPF device program instead
       // (CGROUP_DEVICES), so the v2 manager must not refuse the rules (v1 ignores this option).
-      const cg = openCgroup({ containerId: id, cgroupsPath: spec.linux?.cgroupsPath, devicesHandledExternally: true });
-      const resources = cgroupResources(spec);
-      const cgroupDevices = cg.version === 2
+      // Rootless (rootless.ts): id maps through newuidmap/newgidmap, only the cgroups this user may use, no device rules.
+      const rootless = rootlessSetup(spec, id, this.options.rootless, cgroupResources(spec));
+      const cg = rootless?.cgroups ? rootless.cgroups.cgroup : openCgroup({ containerId: id, cgroupsPath: spec.linux?.cgroupsPath, devicesHandledExternally: true });
+      const resources = rootless?.cgroups ? rootless.cgroups.resources : cgroupResources(spec);
+      const cgroupDevices = cg?.version === 2 && !rootless?.cgroups
         ? { dir: cg.toJSON().dirs[0].dir, program: compileDeviceFilter(resources.devices ?? []) }
         : undefined;
       const { plan } = compile(spec, {
@@ -85,18 +90,19 @@ export class Runtime {
         preserveFds: opts.preserveFds,
         stay,
         warn: (m) => this.logFn('warning', m),
-        ...this.cgroupPlanInputs(cg, spec),
+        ...(rootless?.cgroups ? rootless.cgroups.planInputs : this.cgroupPlanInputs(cg!, spec)),
         cgroupDevices,
+        idMaps: rootless?.idMaps,
       });
       cgroup = cg;
       mark('plan compiled');
-      cg.create(resources);
+      cg?.create(resources);
       const base = { id, bundle, annotations: spec.annotations ?? {} };
       // Recorded before anything runs, so that a create that dies halfway can still be deleted.
       const self = procStat(process.pid);
       this.store.write({
         ...this.emptyRecord(), ...base, rootfs: resolve(bundle, spec.root!.path), created: new Date().toISOString(),
-        cgroup: cg.toJSON(), mountsOnHost: !namespacesOf(spec).has('mount'),
+        cgroup: cg?.toJSON() ?? null, mountsOnHost: !namespacesOf(spec).has('mount'),
         creator: self ? { pid: process.pid, startTime: self.startTime } : undefined,
       });
       // The config as created: exec and update read it from here, never from a bundle that may
@@ -109,6 +115,7 @@ export class Runtime {
       const run = runStage(plan, {
         preserveFds: opts.preserveFds,
         debug: this.options.debug ? (m) => this.debug(m) : undefined,
+        onIdMaps: rootless?.onIdMaps,
         onSync: (name, p) => {
           if (name === 'createRuntime') {
             // prestart is the legacy hook that runtime-spec 1.0 ran at start: it sees "created"
@@ -138,7 +145,7 @@ export class Runtime {
         rootfs: resolve(bundle, spec.root!.path),
         created: new Date().toISOString(),
         hooks: { poststart: spec.hooks?.poststart, poststop: spec.hooks?.poststop },
-        cgroup: cg.toJSON(),
+        cgroup: cg?.toJSON() ?? null,
         ownPidNamespace: namespacesOf(spec).has('pid') && !namespacesOf(spec).get('pid')!.path,
         mountsOnHost: !namespacesOf(spec).has('mount'),
       };

@@ -1,6 +1,7 @@
 // The config.json that `berth-runtime spec` writes: the same defaults as `runc spec`.
 import type { Spec } from './spec-types.ts';
 import { OCI_VERSION } from './state.ts';
+import { toRootless } from './rootless.ts';
 
 const DEFAULT_CAPS = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE'];
 
@@ -43,20 +44,7 @@ export function defaultSpec(opts: { rootless?: boolean } = {}): Spec {
       readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
     },
   };
-  if (opts.rootless) {
-    const uid = process.getuid?.() ?? 0;
-    const gid = process.getgid?.() ?? 0;
-    spec.linux!.resources = undefined;
-    spec.linux!.uidMappings = [{ containerID: 0, hostID: uid, size: 1 }];
-    spec.linux!.gidMappings = [{ containerID: 0, hostID: gid, size: 1 }];
-    spec.linux!.namespaces = spec.linux!.namespaces!.filter((n) => n.type !== 'network');
-    spec.linux!.namespaces!.push({ type: 'user' });
-    spec.mounts = spec.mounts!.filter((m) => m.destination !== '/sys' && m.destination !== '/sys/fs/cgroup');
-    spec.mounts!.push({ destination: '/sys', type: 'none', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] });
-    for (const m of spec.mounts!) {
-      if (m.destination === '/dev/pts') m.options = m.options!.filter((o) => o !== 'gid=5');
-      if (m.destination === '/dev/mqueue') { m.type = 'bind'; m.source = '/dev/mqueue'; m.options = ['rbind', 'nosuid', 'noexec', 'nodev']; }
-    }
-  }
+  // runc's specconv.ToRootless (rootless.ts): user namespace with our ids as 0, no network ns, /sys bound.
+  if (opts.rootless) toRootless(spec);
   return spec;
 }

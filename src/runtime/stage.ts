@@ -30,6 +30,8 @@ export interface StageOptions {
   onSync?: (name: string, pid: number) => Buffer | Promise<Buffer>;
   /** Called when the PID line arrives (the child's host pid). */
   onPid?: (pid: number) => void;
+  /** ID_MAPS with external=1: the child (host pid) waits for its id maps, e.g. newuidmap/newgidmap. Throwing aborts it. */
+  onIdMaps?: (pid: number) => void | Promise<void>;
   debug?: (message: string) => void;
 }
 
@@ -100,6 +102,18 @@ export function runStage(plan: Plan, opts: StageOptions = {}): StageRun {
     const kind = space < 0 ? line : line.slice(0, space);
     const rest = space < 0 ? '' : line.slice(space + 1);
     switch (kind) {
+      case 'MAPS': {
+        try {
+          if (!opts.onIdMaps) throw new StageError('the stage waits for id maps, but nobody writes them');
+          await opts.onIdMaps(Number(rest));
+        } catch (err) {
+          sock.write('X');
+          fail(err as Error);
+          return;
+        }
+        sock.write('G');
+        break;
+      }
       case 'PID':
         pid = Number(rest);
         opts.onPid?.(pid);
