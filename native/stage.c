@@ -70,7 +70,8 @@ enum {
 	OP_CAPS_BOUNDING, OP_USER, OP_CAPS, OP_NO_NEW_PRIVS, OP_SYNC, OP_RUN_HOOK,
 	OP_EXEC_PREPARE, OP_WAIT_START, OP_EXEC, OP_SECCOMP, OP_CONSOLE_PROXY,
 	OP_CGROUP_DEVICES, OP_SECCOMP_LISTENER, OP_SECCOMP_NOTIFY, /* 36 */
-	OP_MAX = OP_SECCOMP_NOTIFY,
+	OP_PERSONALITY, OP_MOUNT_SETATTR, /* 38 */
+	OP_MAX = OP_MOUNT_SETATTR,
 };
 
 /* name, argc (negative: at least -argc), phase: 'p' before CLONE, 'c' after */
@@ -93,6 +94,7 @@ static const struct { const char *name; int argc; char phase; } ops[OP_MAX + 1] 
 	[OP_EXEC] = {"EXEC", 1, 'c'},               [OP_SECCOMP] = {"SECCOMP", 2, 'c'},
 	[OP_CONSOLE_PROXY] = {"CONSOLE_PROXY", 0, 'p'}, [OP_CGROUP_DEVICES] = {"CGROUP_DEVICES", 2, 'p'},
 	[OP_SECCOMP_LISTENER] = {"SECCOMP_LISTENER", 1, 'p'}, [OP_SECCOMP_NOTIFY] = {"SECCOMP_NOTIFY", -3, 'c'},
+	[OP_PERSONALITY] = {"PERSONALITY", 1, 'c'}, [OP_MOUNT_SETATTR] = {"MOUNT_SETATTR", 4, 'c'},
 };
 
 static int sync_fd = -1;     /* -1 once closed by WAIT_START: errors then go to stderr */
@@ -665,8 +667,118 @@ static void op_readonly(const char *path)
 	close(fd);
 }
 
-/* mode 0: pivot_root; 1: move the rootfs onto / and chroot (--no-pivot); 2: chroot only (no
- * mount namespace: the rootfs stays where it is in the host's tree) */
+/* mount_setattr(2) on the mount at `path` (in root), and with `recursive` on every mount below it */
+static void op_mount_setattr(const struct arg *a)
+{
+	const char *path = a[0].s;
+	struct mount_attr attr = {
+		.attr_set = num(a[1].s, UINT64_MAX, "mount attr_set"),
+		.attr_clr = num(a[2].s, UINT64_MAX, "mount attr_clr"),
+	};
+	unsigned flags = AT_EMPTY_PATH | (flag(a[3].s, "mount_setattr recursive") ? AT_RECURSIVE : 0);
+	need_root("mount_setattr", path);
+	int fd = in_root(path, O_PATH);
+	if (fd < 0 || syscall(SYS_mount_setattr, fd, "", flags, &attr, sizeof attr) < 0)
+		die("mount_setattr %s", path);
+	close(fd);
+}
+
+/* A decoded mountinfo field (\040 etc. are octal escapes); the result is malloc'ed. */
+static char *mountinfo_unescape(const char *s, size_t n)
+{
+	char *out = malloc(n + 1), *o = out;
+	if (!out)
+		die("malloc");
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '\\' && i + 3 < n && s[i + 1] >= '0' && s[i + 1] <= '3' &&
+		    s[i + 2] >= '0' && s[i + 2] <= '7' && s[i + 3] >= '0' && s[i + 3] <= '7') {
+			*o++ = (char)((s[i + 1] - '0') << 6 | (s[i + 2] - '0') << 3 | (s[i + 3] - '0'));
+			i += 3;
+		} else
+			*o++ = s[i];
+	}
+	*o = 0;
+	return out;
+}
+
+/*
+ * --no-pivot: the host's tree stays in the mount namespace below the moved rootfs, and a full
+ * (root "/") procfs or sysfs mount anywhere in it lets the kernel allow a fresh, unmasked procfs
+ * or sysfs mount (mount_too_revealing) inside the container.  Detach every such mount outside the
+ * rootfs first, or cover it with a tmpfs where that is refused (as runc does).
+ */
+static void hide_host_proc_sys(void)
+{
+	int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		die("open /proc/self/mountinfo");
+	size_t len = 0, cap = 0;
+	char *buf = NULL;
+	for (;;) {
+		if (len + 4096 > cap && !(buf = realloc(buf, cap = cap ? cap * 2 : 65536)))
+			die("malloc");
+		ssize_t got = read(fd, buf + len, cap - len - 1);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			die("read /proc/self/mountinfo");
+		if (got == 0)
+			break;
+		len += (size_t)got;
+	}
+	close(fd);
+	buf[len] = 0;
+	size_t rlen = strlen(root_path);
+	while (rlen > 1 && root_path[rlen - 1] == '/')
+		rlen--;
+	/* each line: id parent maj:min root mountpoint options [optional…] - fstype source superopts */
+	for (char *line = buf, *next; line && *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = 0;
+		char *f[5], *p = line;
+		int nf = 0;
+		while (nf < 5 && p && *p) {
+			f[nf++] = p;
+			p = strchr(p, ' ');
+			if (p)
+				*p++ = 0;
+		}
+		char *sep = p ? strstr(p, " - ") : NULL;   /* fields are escaped: no stray " - " */
+		if (nf < 5 || !sep)
+			continue;
+		char *fstype = sep + 3, *end = strchr(fstype, ' ');
+		if (end)
+			*end = 0;
+		if (strcmp(f[3], "/") != 0 || (strcmp(fstype, "proc") != 0 && strcmp(fstype, "sysfs") != 0))
+			continue;
+		char *target = mountinfo_unescape(f[4], strlen(f[4]));
+		if (strncmp(target, root_path, rlen) == 0 && (target[rlen] == '/' || target[rlen] == 0)) {
+			free(target);
+			continue;
+		}
+		/* never let the unmount propagate to the host */
+		if (mount(NULL, target, NULL, MS_SLAVE | MS_REC, NULL) < 0) {
+			if (errno == ENOENT) {   /* a parent was detached already */
+				free(target);
+				continue;
+			}
+			die("make %s rslave", target);
+		}
+		if (umount2(target, MNT_DETACH) < 0) {
+			if (errno != EINVAL && errno != EPERM)
+				die("unmount %s", target);
+			if (mount("tmpfs", target, "tmpfs", 0, NULL) < 0)
+				die("cover %s with a tmpfs", target);
+		}
+		free(target);
+	}
+	free(buf);
+}
+
+/* mode 0: pivot_root; 1: move the rootfs onto / and chroot (--no-pivot; full procfs and sysfs
+ * mounts of the host are hidden first); 2: chroot only (no mount namespace: the rootfs stays
+ * where it is in the host's tree) */
 static void op_pivot(unsigned mode)
 {
 	bool no_pivot = mode == 1;
@@ -689,6 +801,7 @@ static void op_pivot(unsigned mode)
 		if (umount2(".", MNT_DETACH) < 0)
 			die("unmount old root");
 	} else {
+		hide_host_proc_sys();
 		if (mount(".", "/", NULL, MS_MOVE, NULL) < 0)
 			die("move rootfs to /");
 		if (chroot(".") < 0)
@@ -1706,6 +1819,13 @@ static void run(const struct rec *recs, size_t n)
 			break;
 		case OP_EXEC:
 			op_exec(a[0].s);
+		case OP_PERSONALITY:
+			if (syscall(SYS_personality, (unsigned long)num(a[0].s, UINT32_MAX - 1, "personality")) < 0)
+				die("personality %s", a[0].s);
+			break;
+		case OP_MOUNT_SETATTR:
+			op_mount_setattr(a);
+			break;
 		case OP_SECCOMP: {
 			unsigned flags = (unsigned)num(a[0].s, UINT_MAX, "seccomp flags");
 			size_t len = a[1].len;

@@ -5,7 +5,7 @@ import { isAbsolute, posix, resolve } from 'node:path';
 import { capabilityMask } from './capabilities.ts';
 import type { CgroupMountInfo } from './cgroups/index.ts';
 import { ConfigError } from './errors.ts';
-import { MS, parseMountOptions } from './mount-options.ts';
+import { MS, parseMountOptions, type ParsedMountOptions } from './mount-options.ts';
 import { homeOf } from './passwd.ts';
 import { Op, Plan } from './plan.ts';
 import { rlimitNumber } from './rlimits.ts';
@@ -124,13 +124,12 @@ export function compile(spec: Spec, opts: CompileOptions): CompiledPlan {
     opts.warn?.(`linux.mountLabel "${linux.mountLabel}" ignored: SELinux is not enabled on this host`);
   }
   if (linux.intelRdt) throw new ConfigError('linux.intelRdt: Intel RDT is not supported');
-  if (linux.personality) throw new ConfigError('linux.personality: not supported yet');
+  const personality = personalityValue(linux.personality);
   // Without a mount namespace the container shares the host's mount table (the spec allows it, runc
   // and crun do it): its mounts land under the rootfs on the host, and delete unmounts them again.
   // Anything that would change mounts outside the rootfs is refused.
   const ownMountNs = ns.has('mount');
   if (!ownMountNs) {
-    if (spec.root!.readonly) throw new ConfigError('root.readonly: needs a mount namespace (it would remount a host filesystem read-only)');
     if (linux.rootfsPropagation) throw new ConfigError('linux.rootfsPropagation: needs a mount namespace (it would change the host\'s propagation)');
     if (opts.noPivot) throw new ConfigError('--no-pivot: needs a mount namespace');
   }
@@ -207,17 +206,24 @@ export function compile(spec: Spec, opts: CompileOptions): CompiledPlan {
     plan.add(Op.MOUNT, '', '/', '', initialProp, '', 'none', 0);
     plan.add(Op.MOUNT, rootfs, rootfs, '', MS.BIND | MS.REC, '', 'none', 0);
     plan.add(Op.MOUNT, '', rootfs, '', MS.PRIVATE, '', 'none', 0);
+  } else if (spec.root!.readonly) {
+    // No mount namespace: the host's filesystem must stay writable, so the rootfs is bound onto
+    // itself (a private mount of our own, which delete removes) and only that bind becomes
+    // read-only at the end.
+    plan.add(Op.MOUNT, rootfs, rootfs, '', MS.BIND | MS.REC, '', 'none', 0);
+    plan.add(Op.MOUNT, '', rootfs, '', MS.PRIVATE, '', 'none', 0);
   }
   plan.add(Op.ROOTFS, rootfs);
 
   const mounts = spec.mounts ?? [];
   const devIsBind = mounts.some((m) => containerPath(m.destination) === '/dev' && isBindMount(m));
   const deferredRemounts: [string, number][] = [];
+  const deferredAttrs: [string, number, number][] = [];
   // Propagation of individual mounts is set after the pivot: detaching the old root (made rslave
   // first, so nothing propagates to the host) would otherwise turn a shared mount private again.
   const propagation: [string, number][] = [];
   for (const [i, mount] of mounts.entries()) {
-    compileMount(plan, mount, i, opts, ns.has('cgroup') && !ns.get('cgroup')!.path, deferredRemounts, propagation);
+    compileMount(plan, mount, i, opts, ns.has('cgroup') && !ns.get('cgroup')!.path, deferredRemounts, propagation, deferredAttrs);
   }
 
   // /dev: the default devices and the spec's, unless /dev is a bind mount of a ready-made tree.
@@ -237,6 +243,7 @@ export function compile(spec: Spec, opts: CompileOptions): CompiledPlan {
     for (const d of linux.devices ?? []) addDevice(plan, { ...d, path: containerPath(d.path) }, newUserNs);
   }
   for (const [target, flags] of deferredRemounts) plan.add(Op.MOUNT, '', target, '', flags, '', 'none', 1);
+  for (const [target, set, clr] of deferredAttrs) plan.add(Op.MOUNT_SETATTR, target, set, clr, 1);
 
   const hooks = spec.hooks ?? {};
   if (hooks.prestart?.length || hooks.createRuntime?.length || hooks.createContainer?.length) {
@@ -266,6 +273,7 @@ export function compile(spec: Spec, opts: CompileOptions): CompiledPlan {
   if (process.terminal) {
     plan.add(Op.CONSOLE, process.consoleSize?.height ?? 0, process.consoleSize?.width ?? 0, '/dev/console');
   }
+  addPersonality(plan, personality);
   addProcessSetup(plan, process, prepared, rootfs);
   addPrivilegeDrop(plan, process, prepared, opts.idMaps?.setgroups === 'deny' ? '-' : (process.user.additionalGids ?? []).join(','));
 
@@ -349,15 +357,71 @@ function addSeccomp(plan: Plan, prepared: PreparedProcess): void {
   }
 }
 
+/** personality(2) domains and flags (<linux/personality.h>) by their runtime-spec / kernel names. */
+const PERSONALITY_DOMAINS: Record<string, number> = { LINUX: 0x0000, LINUX32: 0x0008 };
+const PERSONALITY_FLAGS: Record<string, number> = {
+  UNAME26: 0x0020000, ADDR_NO_RANDOMIZE: 0x0040000, FDPIC_FUNCPTRS: 0x0080000, MMAP_PAGE_ZERO: 0x0100000,
+  ADDR_COMPAT_LAYOUT: 0x0200000, READ_IMPLIES_EXEC: 0x0400000, ADDR_LIMIT_32BIT: 0x0800000,
+  SHORT_INODE: 0x1000000, WHOLE_SECONDS: 0x2000000, STICKY_TIMEOUTS: 0x4000000, ADDR_LIMIT_3GB: 0x8000000,
+};
+
+/** linux.personality as the persona value for personality(2); undefined when not set. */
+export function personalityValue(p: unknown): number | undefined {
+  if (p === undefined || p === null) return undefined;
+  if (typeof p !== 'object' || Array.isArray(p)) throw new ConfigError('linux.personality: must be an object');
+  const domain = (p as { domain?: unknown }).domain;
+  if (typeof domain !== 'string' || !Object.hasOwn(PERSONALITY_DOMAINS, domain)) {
+    throw new ConfigError(`linux.personality.domain: ${JSON.stringify(domain)} is not supported (use "LINUX" or "LINUX32")`);
+  }
+  let value = PERSONALITY_DOMAINS[domain];
+  const flags = (p as { flags?: unknown }).flags;
+  if (flags !== undefined && flags !== null) {
+    if (!Array.isArray(flags)) throw new ConfigError('linux.personality.flags: must be an array of strings');
+    flags.forEach((f: unknown, i) => {
+      if (typeof f !== 'string' || !Object.hasOwn(PERSONALITY_FLAGS, f)) {
+        throw new ConfigError(`linux.personality.flags[${i}]: unknown personality flag ${JSON.stringify(f)} (known: ${Object.keys(PERSONALITY_FLAGS).join(', ')})`);
+      }
+      value |= PERSONALITY_FLAGS[f];
+    });
+  }
+  return value;
+}
+
+/** The execution domain, set before any seccomp filter is loaded (a filter may restrict personality(2)). */
+export function addPersonality(plan: Plan, persona: number | undefined): void {
+  if (persona !== undefined) plan.add(Op.PERSONALITY, persona);
+}
+
 /** cwd, rlimits, and the program looked up now, so that a missing binary fails before start. */
 export function addProcessSetup(plan: Plan, process: Process, prepared: PreparedProcess, rootfs: string): void {
   plan.add(Op.CHDIR, process.cwd);
   for (const r of prepared.rlimits) plan.add(Op.RLIMIT, r.resource, BigInt.asUintN(64, BigInt(r.soft)), BigInt.asUintN(64, BigInt(r.hard)));
-  const env = [...(process.env ?? [])];
-  // As runc: a process without HOME gets the user's home from the image's /etc/passwd, else "/".
+  const env = dedupEnv(process.env ?? []);
+  // As runc: a process without HOME (or with an empty one) gets the user's home from the image's
+  // /etc/passwd, else "/".
   if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${homeOf(rootfs, process.user.uid)}`);
   const pathVar = env.filter((e) => e.startsWith('PATH=')).pop()?.slice(5) ?? DEFAULT_PATH;
   plan.add(Op.EXEC_PREPARE, pathVar, process.args!.length, ...process.args!, ...env);
+}
+
+/**
+ * The environment as the process gets it: a name given more than once keeps its last value, listed
+ * once, where it last appears (as runc; a duplicate would otherwise reach the process twice, and
+ * which one getenv(3) finds depends on the libc). An empty HOME counts as unset.
+ */
+export function dedupEnv(env: readonly string[]): string[] {
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (let i = env.length - 1; i >= 0; i--) {
+    const entry = env[i];
+    const eq = entry.indexOf('=');
+    const name = eq < 0 ? entry : entry.slice(0, eq);
+    if (seen.has(name)) continue;
+    seen.add(name);
+    if (entry === 'HOME=') continue;
+    out.push(entry);
+  }
+  return out.reverse();
 }
 
 /** The privilege drop. groups: comma-separated gids, or "-" where the user ns denies setgroups. */
@@ -401,11 +465,21 @@ function addDevice(plan: Plan, d: Device, newUserNs: boolean): void {
   plan.add(Op.MKNOD, d.path, type, d.major ?? 0, d.minor ?? 0, (d.fileMode ?? 0o666) & 0o7777, d.uid ?? 0, d.gid ?? 0);
 }
 
-function compileMount(plan: Plan, mount: Mount, index: number, opts: CompileOptions, newCgroupNs: boolean, deferred: [string, number][], propagation: [string, number][]): void {
+function compileMount(plan: Plan, mount: Mount, index: number, opts: CompileOptions, newCgroupNs: boolean, deferred: [string, number][], propagation: [string, number][], deferredAttrs: [string, number, number][] = []): void {
   const where = `mounts[${index}]`;
   const dest = containerPath(mount.destination);
   if (dest === '/') throw new ConfigError(`${where}.destination: cannot mount over the root; use root.path`);
   const o = parseMountOptions(mount.options, `${where}.options`);
+  compileMountOnly(plan, mount, where, dest, o, opts, newCgroupNs, deferred, propagation);
+  // Recursive attributes (rro, rnosuid, …): on the new mount and every mount below it, once it is
+  // complete (/dev: once the device nodes exist).
+  if (o.recAttrSet !== 0 || o.recAttrClr !== 0) {
+    if (dest === '/dev') deferredAttrs.push([dest, o.recAttrSet, o.recAttrClr]);
+    else plan.add(Op.MOUNT_SETATTR, dest, o.recAttrSet, o.recAttrClr, 1);
+  }
+}
+
+function compileMountOnly(plan: Plan, mount: Mount, where: string, dest: string, o: ParsedMountOptions, opts: CompileOptions, newCgroupNs: boolean, deferred: [string, number][], propagation: [string, number][]): void {
   const type = mount.type ?? (o.bind ? 'bind' : '');
 
   if (o.bind || type === 'bind') {
@@ -469,7 +543,7 @@ function compileCgroupMount(plan: Plan, dest: string, flags: number, info: Cgrou
 }
 
 
-/** Device cgroup rules every container gets after the spec's own (as runc adds them). */
+/** Device cgroup rules every container gets after the spec's own (runc's and crun's defaults). */
 const ALLOWED_DEVICE_RULES = [
   { allow: true, type: 'c', major: null, minor: null, access: 'm' },
   { allow: true, type: 'b', major: null, minor: null, access: 'm' },
@@ -483,18 +557,17 @@ const ALLOWED_DEVICE_RULES = [
   { allow: true, type: 'c', major: 5, minor: 2, access: 'rwm' },
 ] as const;
 
-/** The resources to give the cgroup: the spec's, with device rules for the devices the container gets. */
+/**
+ * The resources to give the cgroup: the spec's, with the runtime's default device allows after its
+ * device rules. linux.devices only creates nodes: access to them is what linux.resources.devices
+ * grants (as in runc and crun; engines add an allow rule for each device they pass), so a spec
+ * can create a node and still deny it.
+ */
 export function cgroupResources(spec: Spec): LinuxResources {
   const resources = spec.linux?.resources ?? {};
   // Without rules of its own a container still gets deny-all plus the defaults, never the host's devices.
   const rules: DeviceCgroupRule[] = resources.devices ? [...resources.devices] : [{ allow: false, access: 'rwm' }];
-  const added: DeviceCgroupRule[] = [];
-  for (const d of spec.linux?.devices ?? []) {
-    if (d.type === 'p') continue;
-    added.push({ allow: true, type: d.type === 'u' ? 'c' : d.type, major: d.major ?? null, minor: d.minor ?? null, access: 'rwm' });
-  }
-  added.push(...ALLOWED_DEVICE_RULES.map((r) => ({ ...r })));
   // The spec's rules first, in their order (the runtime-spec requires it, and the runtime-tools
   // suite checks devices.list position by position), then the runtime's allows, as runc and crun do.
-  return { ...resources, devices: [...rules, ...added] };
+  return { ...resources, devices: [...rules, ...ALLOWED_DEVICE_RULES.map((r) => ({ ...r }))] };
 }

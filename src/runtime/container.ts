@@ -1,7 +1,7 @@
 // The runtime as a library: create, start, state, kill, delete, run, list.
 // The CLI (cli.ts) and, later, the engine call these in-process.
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, readlinkSync, renameSync, unlinkSync, writeFileSync, writeSync, constants as fsc } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readlinkSync, realpathSync, renameSync, unlinkSync, writeFileSync, writeSync, constants as fsc } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { loadCgroup, openCgroup } from './cgroups/index.ts';
 import type { CgroupManager } from './cgroups/index.ts';
@@ -70,6 +70,7 @@ export class Runtime {
     mark('config loaded, id reserved');
     let cgroup: CgroupManager | undefined;
     let pid = 0;
+    let rootfsBoundOnHost: ContainerRecord['rootfsBoundOnHost'];
     try {
       // cgroup v2 has no device files: the stage attaches an eBPF device program instead
       // (CGROUP_DEVICES), so the v2 manager must not refuse the rules (v1 ignores this option).
@@ -95,6 +96,8 @@ export class Runtime {
         idMaps: rootless?.idMaps,
       });
       cgroup = cg;
+      rootfsBoundOnHost = !namespacesOf(spec).has('mount') && spec.root!.readonly
+        ? { mountsBefore: mountsAt(resolve(bundle, spec.root!.path)) } : undefined;
       mark('plan compiled');
       cg?.create(resources);
       const base = { id, bundle, annotations: spec.annotations ?? {} };
@@ -102,7 +105,7 @@ export class Runtime {
       const self = procStat(process.pid);
       this.store.write({
         ...this.emptyRecord(), ...base, rootfs: resolve(bundle, spec.root!.path), created: new Date().toISOString(),
-        cgroup: cg?.toJSON() ?? null, mountsOnHost: !namespacesOf(spec).has('mount'),
+        cgroup: cg?.toJSON() ?? null, mountsOnHost: !namespacesOf(spec).has('mount'), rootfsBoundOnHost,
         creator: self ? { pid: process.pid, startTime: self.startTime } : undefined,
       });
       // The config as created: exec and update read it from here, never from a bundle that may
@@ -148,6 +151,7 @@ export class Runtime {
         cgroup: cg?.toJSON() ?? null,
         ownPidNamespace: namespacesOf(spec).has('pid') && !namespacesOf(spec).get('pid')!.path,
         mountsOnHost: !namespacesOf(spec).has('mount'),
+        rootfsBoundOnHost,
       };
       this.store.write(record);
       if (opts.pidFile) writePidFile(opts.pidFile, pid);
@@ -160,7 +164,7 @@ export class Runtime {
         waitGone(pid, 2000);
       }
       try { cgroup?.destroy(); } catch (e) { this.logFn('warning', `removing the cgroup: ${(e as Error).message}`); }
-      if (!namespacesOf(spec).has('mount')) unmountUnder(resolve(bundle, spec.root!.path), (m) => this.logFn('warning', m));
+      if (!namespacesOf(spec).has('mount')) unmountUnder(resolve(bundle, spec.root!.path), (m) => this.logFn('warning', m), rootfsBoundOnHost?.mountsBefore);
       this.store.remove(id);
       throw err;
     }
@@ -279,7 +283,7 @@ export class Runtime {
         this.logFn('warning', `removing the cgroup of "${record.id}": ${(err as Error).message}`);
       }
     }
-    if (record.mountsOnHost) unmountUnder(record.rootfs, (m) => this.logFn('warning', m));
+    if (record.mountsOnHost) unmountUnder(record.rootfs, (m) => this.logFn('warning', m), record.rootfsBoundOnHost?.mountsBefore);
     this.store.remove(record.id);
     runHooksWarn('poststop', record.hooks.poststop, stateJson(record, 'stopped'), (m) => this.logFn('warning', m));
   }
@@ -361,17 +365,43 @@ function waitExec(record: ContainerRecord, timeoutMs = 10000): void {
  * Unmounts everything mounted below `dir` in our mount namespace, deepest first: what a
  * container without a mount namespace of its own mounted into its rootfs on the host.
  */
-function unmountUnder(dir: string, warn: (message: string) => void): void {
+const decodeMountPoint = (p: string) => p.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+const mountPoints = (): string[] => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((line) => decodeMountPoint(line.split(' ')[4] ?? ''));
+
+/** The path as mountinfo spells it (symlinks resolved). */
+function realDir(dir: string): string {
+  try {
+    return realpathSync(dir);
+  } catch {
+    return dir;
+  }
+}
+
+/** How many mounts are stacked on `dir`. */
+function mountsAt(dir: string): number {
+  const real = realDir(dir);
+  return mountPoints().filter((m) => m === real).length;
+}
+
+/** Unmounts what the container mounted below `dir` (deepest first), and with `keep` the mounts on
+ * `dir` itself above the first `keep` (the rootfs bind the runtime made; never the owner's). */
+function unmountUnder(given: string, warn: (message: string) => void, keep?: number): void {
+  const dir = realDir(given);
   const prefix = dir.endsWith('/') ? dir : `${dir}/`;
-  const decode = (p: string) => p.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-  const targets = readFileSync('/proc/self/mountinfo', 'utf8').split('\n')
-    .map((line) => decode(line.split(' ')[4] ?? ''))
+  const targets = mountPoints()
     // Strictly below: the rootfs itself may be a mount its owner made (an engine's overlay).
     .filter((m) => m.startsWith(prefix))
     .sort((a, b) => b.length - a.length);
   for (const target of targets) {
     const r = spawnSync('umount', ['-l', '-n', target], { stdio: ['ignore', 'ignore', 'pipe'] });
     if (r.status !== 0) warn(`unmounting ${target}: ${r.stderr?.toString().trim() || `umount exited with ${r.status}`}`);
+  }
+  for (let extra = keep === undefined ? 0 : mountsAt(dir) - keep; extra > 0; extra--) {
+    const r = spawnSync('umount', ['-l', '-n', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+    if (r.status !== 0) {
+      warn(`unmounting ${dir}: ${r.stderr?.toString().trim() || `umount exited with ${r.status}`}`);
+      break;
+    }
   }
 }
 

@@ -12,7 +12,7 @@ import { loadCgroup } from './cgroups/index.ts';
 import type { Runtime } from './container.ts';
 import { ConfigError, RuntimeError, StateError } from './errors.ts';
 import { Op, Plan } from './plan.ts';
-import { addLateSeccomp, addPrivilegeDrop, addProcessSetup, addSeccompListener, prepareProcess } from './compile.ts';
+import { addLateSeccomp, addPersonality, addPrivilegeDrop, addProcessSetup, addSeccompListener, personalityValue, prepareProcess } from './compile.ts';
 import { loadSpec, validateSpec } from './spec.ts';
 import type { Process, Spec, State } from './spec-types.ts';
 import { runStage } from './stage.ts';
@@ -168,6 +168,7 @@ export function compileExec(config: Spec, p: Process, target: ExecTarget, opts: 
   if (!p.terminal && opts.consoleSocket) throw new ConfigError('--console-socket: only used with --tty (or process.terminal)');
   // Checked before anything runs.
   const prepared = prepareProcess(p, config.linux?.seccomp, target.state);
+  const personality = personalityValue(config.linux?.personality);
 
   // ---- parent: everything that names a host path comes before the namespaces are joined ----
   if (p.oomScoreAdj !== undefined) plan.add(Op.OOM_SCORE_ADJ, p.oomScoreAdj);
@@ -190,6 +191,7 @@ export function compileExec(config: Spec, p: Process, target: ExecTarget, opts: 
   plan.add(Op.ROOTFS, joinsMnt ? '/' : target.rootfs);
   plan.add(Op.PIVOT, 2);
   if (p.terminal) plan.add(Op.CONSOLE, p.consoleSize?.height ?? 0, p.consoleSize?.width ?? 0, '');
+  addPersonality(plan, personality);
   addProcessSetup(plan, p, prepared, target.rootfs);
   addPrivilegeDrop(plan, p, prepared, target.setgroupsDenied ? '-' : (p.user.additionalGids ?? []).join(','));
   addLateSeccomp(plan, p, prepared);

@@ -34,6 +34,26 @@ const PROPAGATION_OPTIONS: Record<string, number> = {
   runbindable: MS.UNBINDABLE | MS.REC,
 };
 
+/** mount_setattr(2) MOUNT_ATTR_* bits. The atime mode is a 3-bit field (MOUNT_ATTR__ATIME). */
+export const MOUNT_ATTR = {
+  RDONLY: 0x1, NOSUID: 0x2, NODEV: 0x4, NOEXEC: 0x8, _ATIME: 0x70, RELATIME: 0x0, NOATIME: 0x10,
+  STRICTATIME: 0x20, NODIRATIME: 0x80, NOSYMFOLLOW: 0x200000,
+} as const;
+
+/** The recursive ("r"-prefixed) options: which attribute each sets, or clears. */
+const RECURSIVE_OPTIONS: Record<string, FlagOption> = {
+  rro: { set: true, flag: MOUNT_ATTR.RDONLY }, rrw: { set: false, flag: MOUNT_ATTR.RDONLY },
+  rnosuid: { set: true, flag: MOUNT_ATTR.NOSUID }, rsuid: { set: false, flag: MOUNT_ATTR.NOSUID },
+  rnodev: { set: true, flag: MOUNT_ATTR.NODEV }, rdev: { set: false, flag: MOUNT_ATTR.NODEV },
+  rnoexec: { set: true, flag: MOUNT_ATTR.NOEXEC }, rexec: { set: false, flag: MOUNT_ATTR.NOEXEC },
+  rnodiratime: { set: true, flag: MOUNT_ATTR.NODIRATIME }, rdiratime: { set: false, flag: MOUNT_ATTR.NODIRATIME },
+  rnosymfollow: { set: true, flag: MOUNT_ATTR.NOSYMFOLLOW }, rsymfollow: { set: false, flag: MOUNT_ATTR.NOSYMFOLLOW },
+  // The atime mode is one value: each of these selects a mode (setting the field's bits to it).
+  rrelatime: { set: true, flag: MOUNT_ATTR.RELATIME }, rnorelatime: { set: false, flag: MOUNT_ATTR.RELATIME },
+  rnoatime: { set: true, flag: MOUNT_ATTR.NOATIME }, ratime: { set: false, flag: MOUNT_ATTR.NOATIME },
+  rstrictatime: { set: true, flag: MOUNT_ATTR.STRICTATIME }, rnostrictatime: { set: false, flag: MOUNT_ATTR.STRICTATIME },
+};
+
 /** Options Berth understands but that change nothing in the mount(2) call itself. */
 const IGNORED_OPTIONS = new Set(['tmpcopyup', 'notmpcopyup', 'idmap', 'ridmap', 'copy-symlink']);
 
@@ -47,10 +67,13 @@ export interface ParsedMountOptions {
   data: string[];
   /** mount_setattr(2) "r"-prefixed recursive flags (rro, rnosuid, …) */
   recursiveAttrs: string[];
+  /** …as MOUNT_ATTR_* bits to set and to clear on the mount and every mount below it. */
+  recAttrSet: number;
+  recAttrClr: number;
 }
 
 export function parseMountOptions(options: string[] | undefined, where: string): ParsedMountOptions {
-  const out: ParsedMountOptions = { flags: 0, cleared: 0, propagation: [], bind: false, recursive: false, data: [], recursiveAttrs: [] };
+  const out: ParsedMountOptions = { flags: 0, cleared: 0, propagation: [], bind: false, recursive: false, data: [], recursiveAttrs: [], recAttrSet: 0, recAttrClr: 0 };
   for (const option of options ?? []) {
     if (option === 'bind' || option === 'rbind') {
       out.bind = true;
@@ -66,8 +89,17 @@ export function parseMountOptions(options: string[] | undefined, where: string):
     const propagation = PROPAGATION_OPTIONS[option];
     if (propagation !== undefined) { out.propagation.push(propagation); continue; }
     if (IGNORED_OPTIONS.has(option)) continue;
-    if (/^r(ro|rw|nosuid|suid|nodev|dev|noexec|exec|noatime|atime|relatime|norelatime|strictatime|nostrictatime|nodiratime|diratime|nosymfollow|symfollow)$/.test(option)) {
+    const rec = RECURSIVE_OPTIONS[option];
+    if (rec) {
       out.recursiveAttrs.push(option);
+      if ((rec.flag & MOUNT_ATTR._ATIME) === rec.flag) {
+        // The atime mode is one value, changed only with the whole field in attr_clr
+        // (mount_setattr(2)); the last atime option wins, and the "clear" forms (ratime,
+        // rnorelatime, rnostrictatime) select relatime, the field's 0 value, as in runc.
+        out.recAttrSet = (out.recAttrSet & ~MOUNT_ATTR._ATIME) | (rec.set ? rec.flag : 0);
+        out.recAttrClr |= MOUNT_ATTR._ATIME;
+      } else if (rec.set) { out.recAttrSet |= rec.flag; out.recAttrClr &= ~rec.flag; }
+      else { out.recAttrClr |= rec.flag; out.recAttrSet &= ~rec.flag; }
       continue;
     }
     if (option === '') throw new ConfigError(`${where}: empty mount option`);

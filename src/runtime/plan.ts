@@ -38,6 +38,8 @@ export const Op = {
   CGROUP_DEVICES: 34,
   SECCOMP_LISTENER: 35,
   SECCOMP_NOTIFY: 36,
+  PERSONALITY: 37,
+  MOUNT_SETATTR: 38,
 } as const;
 
 export type OpCode = (typeof Op)[keyof typeof Op];

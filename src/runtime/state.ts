@@ -25,6 +25,9 @@ export interface ContainerRecord {
   ownPidNamespace: boolean;
   /** No mount namespace of its own: its mounts are in the host's table, under the rootfs. */
   mountsOnHost?: boolean;
+  /** …and the runtime binds the rootfs onto itself (root.readonly without a mount ns): how many
+   * mounts the rootfs path had before, so that delete removes only the runtime's own. */
+  rootfsBoundOnHost?: { mountsBefore: number };
   /** Set while `create` runs (pid is 0 then): the creating process, so that a crashed create is
    * seen as stopped and `delete --force` can remove what it left (cgroup, stage processes). */
   creator?: { pid: number; startTime: string };

@@ -10,19 +10,27 @@
 // part's interdependent fields (memory limit + swap, cpu quota + period + burst, real-time period +
 // runtime) and the fields the update gives. Parts it does not name are not touched.
 //
-// Device rules are not updated (runc skips them too): on cgroup v1 the rules are the full list that
-// create built, and on cgroup v2 they are an eBPF program the stage attaches at create. A resources
-// JSON that repeats the container's own rules (what containerd sends) is accepted; other rules are
-// refused with an error.
+// Device rules (linux.resources.devices in -r's JSON) replace the container's list; the runtime's
+// own allow-list (the default devices, linux.devices) is added after them as at create. runc's update
+// ignores device rules; Berth applies them without ever denying for a moment what the old and the
+// new rules both allow: on cgroup v1 by the fewest devices.allow/deny writes that lead from the
+// current devices.list to the new rules, on cgroup v2 by attaching the new eBPF program next to the
+// old one before detaching it (attached programs must all allow an access). A list equal to the
+// stored one (what containerd sends with every update) changes nothing.
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import type { Command } from 'commander';
+import { compileDeviceFilter } from './cgroups/devices-bpf.ts';
 import { loadCgroup } from './cgroups/index.ts';
+import { cgroupResources } from './compile.ts';
 import type { Runtime } from './container.ts';
 import { ConfigError, RuntimeError, StateError } from './errors.ts';
-import type { LinuxBlockIO, LinuxResources } from './spec-types.ts';
-import { statusOf } from './state.ts';
+import { Op, Plan } from './plan.ts';
+import { loadSpec } from './spec.ts';
+import type { DeviceCgroupRule, LinuxBlockIO, LinuxResources, Spec } from './spec-types.ts';
+import { runStage } from './stage.ts';
+import { statusOf, type ContainerRecord } from './state.ts';
 
 type Log = (level: 'debug' | 'info' | 'warning' | 'error', message: string) => void;
 
@@ -336,23 +344,47 @@ function saveResources(runtime: Runtime, id: string, r: LinuxResources): void {
 
 // ---- the operation ------------------------------------------------------------------------------
 
+/** The full rule list the cgroup gets for `devices`: create's, with the spec's own rules replaced. */
+function deviceRulesFor(runtime: Runtime, record: ContainerRecord, devices: DeviceCgroupRule[]): DeviceCgroupRule[] {
+  let spec: Spec;
+  try {
+    spec = loadSpec(runtime.store.configDir(record));
+  } catch (err) {
+    throw new StateError(`cannot update the device rules of "${record.id}": its config as created is unreadable (${(err as Error).message})`);
+  }
+  const linux = spec.linux ?? {};
+  return cgroupResources({ ...spec, linux: { ...linux, resources: { ...(linux.resources ?? {}), devices } } }).devices ?? [];
+}
+
+/** cgroup v2: attach the new device program (the stage loads it and replaces the old one). */
+async function attachDeviceProgram(dir: string, rules: DeviceCgroupRule[]): Promise<void> {
+  const plan = new Plan().add(Op.CGROUP_DEVICES, dir, compileDeviceFilter(rules));
+  const failure = await runStage(plan).closed;
+  if (failure) throw new RuntimeError(`updating the device rules of ${dir}: ${failure.message}`);
+}
+
 /** Applies `delta` to a created, running or paused container and stores the merged resources. */
-export function updateContainer(runtime: Runtime, id: string, delta: LinuxResources, log?: Log): LinuxResources {
+export async function updateContainer(runtime: Runtime, id: string, delta: LinuxResources, log?: Log): Promise<LinuxResources> {
   const record = runtime.store.load(id);
   const status = statusOf(runtime.store, record);
   if (status === 'stopped') throw new StateError(`cannot update container "${id}": it is not running (stopped)`);
   if (status === 'creating') throw new StateError(`cannot update container "${id}": it is still being created`);
   if (!record.cgroup) throw new StateError(`cannot update container "${id}": it has no cgroup`);
   const stored = storedResources(runtime, id, record.bundle, log);
-  if (delta.devices?.length && !isDeepStrictEqual(delta.devices, stored.devices)) {
-    throw new ConfigError(
-      record.cgroup.version === 2
-        ? 'update cannot change linux.resources.devices: on cgroup v2 the device rules are an eBPF program that is attached when the container is created, and berth-runtime cannot replace it on a running container yet (runc ignores device rules in update); leave "devices" out'
-        : 'update cannot change linux.resources.devices: the device cgroup\'s rules are set once, when the container is created (runc ignores device rules in update); leave "devices" out',
-    );
-  }
   const { merged, apply } = planUpdate(stored, { ...delta, devices: undefined });
-  if (Object.keys(apply).length) loadCgroup(record.cgroup).update(apply);
+  const newDevices = delta.devices?.length && !isDeepStrictEqual(delta.devices, stored.devices) ? delta.devices : undefined;
+  let deviceRules: DeviceCgroupRule[] | undefined;
+  if (newDevices) {
+    deviceRules = deviceRulesFor(runtime, record, newDevices);
+    compileDeviceFilter(deviceRules); // checks every rule before anything is written
+    merged.devices = newDevices;
+  }
+  const cgroup = loadCgroup(record.cgroup, { devicesHandledExternally: true });
+  if (Object.keys(apply).length) cgroup.update(apply);
+  if (deviceRules) {
+    if (record.cgroup.version === 2) await attachDeviceProgram(record.cgroup.dirs[0].dir, deviceRules);
+    else cgroup.update({ devices: deviceRules });
+  }
   saveResources(runtime, id, merged);
   return merged;
 }
@@ -383,8 +415,8 @@ export function registerUpdate(program: Command, ctx: () => { runtime: Runtime; 
     .option('--l3-cache-schema <schema>', 'not supported (Intel RDT)')
     .option('--mem-bw-schema <schema>', 'not supported (Intel RDT)')
     .argument('<id>', 'container id')
-    .action((id: string, flags: UpdateFlags) => {
+    .action(async (id: string, flags: UpdateFlags) => {
       const { runtime, log } = ctx();
-      updateContainer(runtime, id, resourcesFromFlags(flags, undefined, log), log);
+      await updateContainer(runtime, id, resourcesFromFlags(flags, undefined, log), log);
     });
 }

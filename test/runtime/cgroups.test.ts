@@ -14,7 +14,7 @@ import {
   detectLayout, deviceRulesRequested, loadCgroup, openCgroup, swapToV2,
 } from '../../src/runtime/cgroups/index.ts';
 import { normaliseCgroupsPath, resolveInHierarchy } from '../../src/runtime/cgroups/layout.ts';
-import { deviceRuleLines } from '../../src/runtime/cgroups/v1.ts';
+import { deviceRuleLines, deviceTransition } from '../../src/runtime/cgroups/v1.ts';
 import { ConfigError, StateError } from '../../src/runtime/errors.ts';
 import type { LinuxResources } from '../../src/runtime/spec-types.ts';
 
@@ -118,6 +118,22 @@ describe('conversions and rules', () => {
     assert.equal(deviceRulesRequested({ devices: [] }), false);
     assert.equal(deviceRulesRequested({ devices: [{ allow: false, access: 'rwm' }] }), true);
     assert.equal(DEFAULT_DEVICE_RULES.length, 10);
+    assert.deepEqual(deviceRuleLines({ allow: false, type: 'c', major: 1, minor: 11, access: 'rwa' }, 0), ['c 1:11 rw'], 'unknown letters left out (runc)');
+  });
+
+  test('device rule updates: the fewest devices.allow/deny writes, a reset only when the default changes', () => {
+    const state = (allowAll: boolean, rules: [string, number][]) => ({ allowAll, rules: new Map(rules) });
+    const R = 1, W = 2, M = 4;
+    // Same rules: nothing is written.
+    assert.deepEqual(deviceTransition(state(false, [['c 1:3', R | W | M]]), state(false, [['c 1:3', R | W | M]])), []);
+    // Lost access is denied, new access allowed, per exception; never a deny-all in between.
+    assert.deepEqual(deviceTransition(
+      state(false, [['c 1:3', R | W | M], ['c 1:11', R | W], ['b 7:*', R]]),
+      state(false, [['c 1:3', R | W | M], ['c 1:11', R], ['c 10:229', R | W]]),
+    ), [['devices.deny', 'b 7:* r'], ['devices.deny', 'c 1:11 w'], ['devices.allow', 'c 10:229 rw']]);
+    // From allow-all (whose deny exceptions devices.list cannot show) or to it: reset with "a" first.
+    assert.deepEqual(deviceTransition(state(true, []), state(false, [['c 1:3', R]])), [['devices.deny', 'a'], ['devices.allow', 'c 1:3 r']]);
+    assert.deepEqual(deviceTransition(state(false, [['c 1:3', R]]), state(true, [['c 1:11', R]])), [['devices.allow', 'a'], ['devices.deny', 'c 1:11 r']]);
   });
   test('openCgroup on a given v1 layout: dirs, mounts, save and load', () => {
     const layout: CgroupLayout = {

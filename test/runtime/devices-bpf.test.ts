@@ -179,7 +179,7 @@ describe('device program compiler', () => {
   test('invalid rules are refused with the rule named', () => {
     const bad: [DeviceCgroupRule, RegExp][] = [
       [{ allow: true, type: 'x', access: 'r' }, /devices\[1\]\.type "x"/],
-      [{ allow: true, type: 'c', access: 'rx' }, /devices\[1\]\.access/],
+      [{ allow: true, type: 'c', access: 'x' }, /devices\[1\]\.access/],
       [{ allow: true, type: 'c', access: '' }, /devices\[1\]\.access/],
       [{ allow: true, type: 'c', major: 1.5, access: 'r' }, /devices\[1\]\.major/],
       [{ allow: true, type: 'c', minor: 2 ** 32, access: 'r' }, /devices\[1\]\.minor/],
@@ -188,25 +188,30 @@ describe('device program compiler', () => {
       assert.throws(() => compileDeviceFilter([DENY_ALL, rule]), (e: unknown) => e instanceof ConfigError && re.test(e.message), JSON.stringify(rule));
     }
     assert.deepEqual(parseDeviceRules([{ allow: true, type: 'b', major: -1, minor: 3 }]), [{ allow: true, type: 1, major: null, minor: 3, access: 7 }]);
+    // Letters other than r, w, m mean nothing and are left out, as runc does ("rwa" in runc's own tests).
+    assert.deepEqual(parseDeviceRules([{ allow: false, type: 'c', major: 1, minor: 11, access: 'rwa' }]), [{ allow: false, type: 2, major: 1, minor: 11, access: 6 }]);
   });
 
-  test('cgroupResources: the spec\'s rules first, then linux.devices and the defaults (runc and crun order)', () => {
+  test('cgroupResources: the spec\'s rules first, then the defaults (runc and crun order); linux.devices grants nothing', () => {
     const spec = (devices?: DeviceCgroupRule[]): RuntimeSpec => ({
       ociVersion: '1.0.2',
       linux: { resources: devices ? { devices } : {}, devices: [{ path: '/dev/fuse', type: 'c', major: 10, minor: 229 }] },
     } as RuntimeSpec);
     const denyNullRead = { allow: false, type: 'c', major: 1, minor: 3, access: 'r' };
     const rules = cgroupResources(spec([DENY_ALL, denyNullRead])).devices!;
-    assert.deepEqual(rules.slice(0, 3), [DENY_ALL, denyNullRead, { allow: true, type: 'c', major: 10, minor: 229, access: 'rwm' }]);
-    assert.equal(rules.length, 2 + 1 + 10);
+    assert.deepEqual(rules.slice(0, 2), [DENY_ALL, denyNullRead]);
+    assert.equal(rules.length, 2 + 10);
     // The default allows come last, so a spec rule cannot take a default device away.
     assert.equal(deviceAllowed(rules, { type: 'c', major: 1, minor: 3, access: 'r' }), true);
-    assert.equal(deviceAllowed(rules, { type: 'c', major: 10, minor: 229, access: 'rw' }), true);
+    // A node in linux.devices is only reachable where linux.resources.devices allows it.
+    assert.equal(deviceAllowed(rules, { type: 'c', major: 10, minor: 229, access: 'rw' }), false);
+    assert.equal(deviceAllowed(cgroupResources(spec([{ allow: true, type: 'c', major: 10, minor: 229, access: 'rw' }])).devices!,
+      { type: 'c', major: 10, minor: 229, access: 'rw' }), true);
     assert.equal(deviceAllowed(rules, { type: 'c', major: 10, minor: 200, access: 'r' }), false);
     // No rules of its own: deny-all and the defaults.
     const none = cgroupResources(spec()).devices!;
     assert.deepEqual(none[0], DENY_ALL);
-    assert.equal(none.length, 1 + 1 + 10);
+    assert.equal(none.length, 1 + 10);
   });
 
   test('compile: CGROUP_DEVICES right after the CGROUP_JOIN records, the program verbatim', () => {

@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { explain, mountAt, mountsUnder, parseMountInfo, waitFor, withBundle, type Bundle } from '../helpers/bundle.ts';
+import { explain, mountAt, mountsUnder, parseMountInfo, waitFor, withBundle, type Bundle, type Spec } from '../helpers/bundle.ts';
 
 /** Runs `script` then prints a separator and the container's mountinfo. */
 async function runAndMountinfo(b: Bundle, script: string, mutate: Parameters<Bundle['exec']>[1]) {
@@ -182,6 +182,84 @@ test('mount propagation: rslave receives host mounts, rprivate does not; mountin
       host.release();
     }
     assert.deepEqual(mountsUnder(shared), [], 'nothing left mounted on the host');
+  });
+});
+
+test('rro: rbind,rro makes the mount and every submount read-only; rbind,ro only the top one', async () => {
+  await withBundle({}, async (b) => {
+    const data = b.scratch('data');
+    mkdirSync(join(data, 'sub'));
+    const host = new HostMounts();
+    try {
+      host.mount('-t', 'tmpfs', '-o', 'size=1m', 'berth-sub', join(data, 'sub'));
+      const probe = (d: string) => `for f in ${d}/top ${d}/sub/inner; do touch $f 2>/dev/null && echo "$f RW" || echo "$f RO"; done`;
+      const out = await b.output([probe('/ro'), probe('/rro'), probe('/ro-rro'), probe('/rrw')].join('\n'), (s) => {
+        s.mounts.push(
+          { destination: '/ro', type: 'bind', source: data, options: ['rbind', 'ro'] },
+          { destination: '/rro', type: 'bind', source: data, options: ['rbind', 'rro'] },
+          { destination: '/ro-rro', type: 'bind', source: data, options: ['rbind', 'ro', 'rro'] },
+          { destination: '/rrw', type: 'bind', source: data, options: ['rbind', 'rro', 'rrw'] },
+        );
+      });
+      assert.equal(out, [
+        '/ro/top RO', '/ro/sub/inner RW',
+        '/rro/top RO', '/rro/sub/inner RO',
+        '/ro-rro/top RO', '/ro-rro/sub/inner RO',
+        '/rrw/top RW', '/rrw/sub/inner RW',
+      ].join('\n') + '\n');
+      // The host's mounts are untouched: still writable.
+      writeFileSync(join(data, 'sub', 'after'), 'x');
+    } finally {
+      host.release();
+    }
+  });
+});
+
+test('recursive atime and nosuid/nodev/noexec options reach submounts (mount_setattr)', async () => {
+  await withBundle({}, async (b) => {
+    const data = b.scratch('data');
+    mkdirSync(join(data, 'sub'));
+    const host = new HostMounts();
+    try {
+      host.mount('-t', 'tmpfs', '-o', 'size=1m', 'berth-sub', join(data, 'sub'));
+      const { r, mounts } = await runAndMountinfo(b, 'true', (s) => {
+        s.mounts.push(
+          { destination: '/a', type: 'bind', source: data, options: ['rbind', 'rnoatime', 'rnosuid', 'rnodev', 'rnoexec'] },
+          { destination: '/b', type: 'bind', source: data, options: ['rbind', 'rstrictatime'] },
+          { destination: '/c', type: 'bind', source: data, options: ['rbind', 'rnoatime', 'ratime'] },
+        );
+      });
+      assert.equal(r.code, 0, explain(r));
+      for (const p of ['/a', '/a/sub']) {
+        const o = mountAt(mounts, p)?.options ?? [];
+        for (const want of ['noatime', 'nosuid', 'nodev', 'noexec']) assert.ok(o.includes(want), `${p}: ${want} in ${o.join(',')}`);
+      }
+      for (const p of ['/b', '/b/sub']) {
+        const o = mountAt(mounts, p)?.options ?? [];
+        assert.ok(!o.includes('relatime') && !o.includes('noatime'), `${p}: strictatime (${o.join(',')})`);
+      }
+      // The last atime option wins; "ratime" selects relatime (as runc).
+      for (const p of ['/c', '/c/sub']) assert.ok(mountAt(mounts, p)?.options.includes('relatime'), `${p}: relatime`);
+    } finally {
+      host.release();
+    }
+  });
+});
+
+test('root.readonly without a mount namespace: the container\'s root is ro, the host\'s rootfs stays writable', async () => {
+  await withBundle({}, async (b) => {
+    const noMountNs = (s: Spec) => {
+      s.root.readonly = true;
+      s.linux.namespaces = s.linux.namespaces.filter((n) => n.type !== 'mount');
+      s.linux.maskedPaths = [];
+      s.linux.readonlyPaths = [];
+    };
+    const r = await b.exec('touch /x 2>/dev/null && echo WROTE || echo DENIED; touch /dev/shm/y && echo SHM', noMountNs);
+    assert.equal(r.code, 0, explain(r));
+    assert.equal(r.stdout, 'DENIED\nSHM\n');
+    assert.ok(!existsSync(join(b.rootfs, 'x')));
+    writeFileSync(join(b.rootfs, 'host-wrote'), 'x');   // the host's filesystem was not remounted
+    assert.deepEqual(mountsUnder(b.rootfs), [], 'delete removed every mount, the rootfs bind included');
   });
 });
 

@@ -4,7 +4,7 @@ import { chownSync, chmodSync, readFileSync, statSync, writeFileSync } from 'nod
 import { join } from 'node:path';
 import { test } from 'node:test';
 import {
-  ALICE, DEFAULT_CAPS, STAFF_GID, capsHex, explain, hostHasCap, parseStatus, withBundle,
+  ALICE, DEFAULT_CAPS, STAFF_GID, type Spec, capsHex, explain, hostHasCap, parseStatus, withBundle,
 } from '../helpers/bundle.ts';
 
 const CAP_KEYS = ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb'] as const;
@@ -39,6 +39,17 @@ test('env is exactly the configured environment (nothing from the runtime\'s)', 
     assert.equal(r.code, 0, explain(r));
     const lines = r.stdout.trim().split('\n').sort();
     assert.deepEqual(lines, ['EMPTY=', 'FOO=bar=baz', 'HOME=/home/test', 'PATH=/bin:/usr/bin', 'SPACED=a b  c']);
+  });
+});
+
+test('env: a name given twice is set once, to its last value (as runc); an empty HOME counts as unset', async () => {
+  await withBundle({}, async (b) => {
+    const r = await b.exec(['env'], (s) => {
+      s.process.env = ['ONE=two', 'PATH=/bin:/usr/bin', 'ONE=', 'TWO=a', 'HOME=', 'TWO=b'];
+    });
+    assert.equal(r.code, 0, explain(r));
+    // Kept where the name last appears, as runc does.
+    assert.deepEqual(r.stdout.trim().split('\n'), ['PATH=/bin:/usr/bin', 'ONE=', 'TWO=b', 'HOME=/root']);
   });
 });
 
@@ -205,6 +216,25 @@ test('rlimits: a hard limit above the runtime\'s own fails when it cannot be rai
     });
     assert.notEqual(r.code, 0, `raising the hard limit above ${hostHard} must fail: ${explain(r)}`);
     assert.ok(r.stderr.trim().length > 0);
+  });
+});
+
+test('linux.personality: LINUX32 makes uname report a 32-bit machine, for the init and for exec', { skip: process.arch !== 'x64' && 'x86_64 only' }, async () => {
+  await withBundle({}, async (b) => {
+    const linux32 = (s: Spec) => { s.linux.personality = { domain: 'LINUX32', flags: [] }; };
+    assert.equal(await b.output(['uname', '-m']), 'x86_64\n');
+    assert.equal(await b.output(['uname', '-m'], linux32), 'i686\n');
+    assert.equal(await b.output(['uname', '-m'], (s) => { s.linux.personality = { domain: 'LINUX' }; }), 'x86_64\n');
+    // A flag from <linux/personality.h>: the persona value shows in /proc/self/personality (hex).
+    assert.equal(await b.output(['cat', '/proc/self/personality'], (s) => { s.linux.personality = { domain: 'LINUX32', flags: ['ADDR_NO_RANDOMIZE'] }; }), '00040008\n');
+    b.writeConfig((s) => { linux32(s); s.process.args = ['sleep', '600']; });
+    const id = b.newId('pers');
+    await b.createAndStart(id);
+    const r = await b.run(['exec', id, 'uname', '-m']);
+    assert.equal(r.stdout, 'i686\n', explain(r));
+    const bad = await b.exec(['true'], (s) => { s.linux.personality = { domain: 'LINUX64' }; });
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /linux\.personality\.domain/);
   });
 });
 

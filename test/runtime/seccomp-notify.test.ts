@@ -81,6 +81,20 @@ test('SCMP_ACT_NOTIFY without listenerPath is refused, naming the field', async 
   });
 });
 
+test('SCMP_ACT_NOTIFY on write is refused (the runtime writes after loading the filter; runc refuses it too)', async () => {
+  await withBundle({}, async (b) => {
+    for (const names of [['write'], ['read', 'write']]) {
+      b.writeConfig((s) => {
+        s.linux.seccomp = { ...notifyProfile('/nonexistent/agent.sock'), syscalls: [{ names, action: 'SCMP_ACT_NOTIFY' }] };
+        s.process.args = ['true'];
+      });
+      const r = await b.create(b.newId());
+      assert.notEqual(r.code, 0, explain(r));
+      assert.match(r.stderr, /SCMP_ACT_NOTIFY cannot be used for the write syscall/);
+    }
+  });
+});
+
 test('create/start: the listener gets the fd and the state, and answers the container\'s syscalls; exec too', async () => {
   await withBundle({}, async (b) => {
     const agent = await startAgent(b);

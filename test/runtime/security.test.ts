@@ -189,6 +189,24 @@ test('the runtime code running in the container cannot be overwritten from insid
   });
 });
 
+test('--no-pivot: the host\'s full /proc is hidden, so no unmasked procfs can be mounted inside (as runc)', async () => {
+  await withBundle({}, async (b) => {
+    // A user namespace of its own lets the container mount procfs wherever the kernel finds a fully
+    // visible one in the mount namespace: with --no-pivot the host's would still be there, below.
+    b.writeConfig((s) => {
+      s.process.args = ['unshare', '-mrpf', 'sh', '-c', 'mount -t proc none /proc && echo MOUNTED'];
+      for (const set of ['bounding', 'permitted', 'effective'] as const) s.process.capabilities![set]!.push('CAP_SETFCAP');
+    });
+    const id = b.newId('nopiv');
+    const res = await b.runContainer(id, ['--no-pivot']);
+    assert.doesNotMatch(res.stdout, /MOUNTED/, `procfs was mountable: ${explain(res)}`);
+    assert.match(res.stderr, /[Pp]ermission denied|Operation not permitted/, explain(res));
+    // The same in a pivoted container, for comparison: its masked /proc is the only one there.
+    const pivoted = await b.runContainer(b.newId('piv'));
+    assert.doesNotMatch(pivoted.stdout, /MOUNTED/, explain(pivoted));
+  });
+});
+
 test('procfs is never mounted through a symlink (a /proc pointing elsewhere would dodge the masks)', async () => {
   await withBundle({}, async (b) => {
     rmSync(join(b.rootfs, 'proc'), { recursive: true, force: true });

@@ -310,6 +310,94 @@ export function setDevicesV1(dir: string, rules: readonly DeviceCgroupRule[], de
   for (const [allow, line, what] of lines) writeCg(dir, allow ? 'devices.allow' : 'devices.deny', line, what);
 }
 
+/**
+ * The devices controller as the kernel keeps it: a default (allow all or deny all) and exceptions
+ * keyed by exact "type major:minor" (the kernel only ever merges or removes exact matches), each
+ * with r/w/m bits. In allow-all mode devices.list cannot show the exceptions (it prints "a *:* rwm").
+ */
+export interface DeviceState { allowAll: boolean; rules: Map<string, number> }
+
+const ACCESS_BITS: Record<string, number> = { r: 1, w: 2, m: 4 };
+const accessBitsOf = (a: string): number => [...a].reduce((n, c) => n | (ACCESS_BITS[c] ?? 0), 0);
+const accessText = (bits: number): string => ['r', 'w', 'm'].filter((c) => bits & ACCESS_BITS[c]).join('');
+
+/** One devices.allow (allow) or devices.deny line, applied as the kernel applies it. */
+function applyDeviceLine(s: DeviceState, allow: boolean, line: string): void {
+  if (line === 'a') {
+    s.allowAll = allow;
+    s.rules.clear();
+    return;
+  }
+  const m = /^([abc]) (\S+:\S+) ([rwm]+)$/.exec(line);
+  if (!m) throw new RuntimeError(`unexpected device rule line ${JSON.stringify(line)}`);
+  const key = `${m[1]} ${m[2]}`;
+  const bits = accessBitsOf(m[3]);
+  // Allow in deny-all mode (and deny in allow-all mode) adds an exception; the other way removes one.
+  if (allow !== s.allowAll) s.rules.set(key, (s.rules.get(key) ?? 0) | bits);
+  else {
+    const left = (s.rules.get(key) ?? 0) & ~bits;
+    if (left) s.rules.set(key, left);
+    else s.rules.delete(key);
+  }
+}
+
+function readDeviceState(dir: string): DeviceState {
+  const s: DeviceState = { allowAll: false, rules: new Map() };
+  for (const line of (readCgOpt(dir, 'devices.list') ?? '').split('\n').filter(Boolean)) {
+    if (/^a \*:\* rwm$/.test(line)) s.allowAll = true;   // allow-all: the exceptions are not listed
+    else applyDeviceLine(s, true, line);
+  }
+  if (s.allowAll) s.rules.clear();
+  return s;
+}
+
+/** The state create's writes (devices.deny "a", then each rule in order) would leave. */
+function targetDeviceState(rules: readonly DeviceCgroupRule[], defaults: readonly DeviceCgroupRule[]): DeviceState {
+  const s: DeviceState = { allowAll: false, rules: new Map() };
+  for (const [i, r] of rules.entries()) for (const l of deviceRuleLines(r, i)) applyDeviceLine(s, !!r.allow, l);
+  for (const r of defaults) for (const l of deviceRuleLines(r, -1)) applyDeviceLine(s, true, l);
+  return s;
+}
+
+/**
+ * The fewest writes that take `from` to `to`, none of which denies for a moment what both allow:
+ * only a change of default (or leaving allow-all mode, whose exceptions cannot be read) resets the
+ * exceptions with "a"; otherwise lost access is taken away and new access added, per exception.
+ */
+export function deviceTransition(from: DeviceState, to: DeviceState): [file: string, line: string][] {
+  const out: [string, string][] = [];
+  let old = from.rules;
+  if (from.allowAll || from.allowAll !== to.allowAll) {
+    out.push([to.allowAll ? 'devices.allow' : 'devices.deny', 'a']);
+    old = new Map();
+  }
+  const addFile = to.allowAll ? 'devices.deny' : 'devices.allow';
+  const removeFile = to.allowAll ? 'devices.allow' : 'devices.deny';
+  for (const [key, bits] of [...old].sort()) {
+    const dropped = bits & ~(to.rules.get(key) ?? 0);
+    if (dropped) out.push([removeFile, `${key} ${accessText(dropped)}`]);
+  }
+  for (const [key, bits] of [...to.rules].sort()) {
+    const gained = bits & ~(old.get(key) ?? 0);
+    if (gained) out.push([addFile, `${key} ${accessText(gained)}`]);
+  }
+  return out;
+}
+
+/** Changes the device rules of a live cgroup to `rules` (+ defaults) with minimal transitions. */
+export function updateDevicesV1(dir: string, rules: readonly DeviceCgroupRule[], defaults: readonly DeviceCgroupRule[]): void {
+  const target = targetDeviceState(rules, defaults);
+  for (const [file, line] of deviceTransition(readDeviceState(dir), target)) {
+    writeCg(dir, file, line, 'linux.resources.devices');
+  }
+  const now = readDeviceState(dir);
+  const same = now.allowAll === target.allowAll &&
+    (target.allowAll || (now.rules.size === target.rules.size && [...target.rules].every(([k, v]) => now.rules.get(k) === v)));
+  if (!same) {
+    throw new RuntimeError(`the device rules of ${dir} did not take effect as computed (devices.list: ${JSON.stringify(readCgOpt(dir, 'devices.list'))})`);
+  }
+}
+
 // ---- freezer ----------------------------------------------------------------------------------
 
 function freezerState(dir: string): string {
@@ -510,7 +598,9 @@ export class V1Manager implements CgroupManager {
     // included, or asks for them with defaultDeviceRules); without a list the dir is left as made.
     if (r.devices) {
       const t = this.target('devices');
-      if (t && !t.v2) setDevicesV1(t.entry.dir, r.devices, this.opts.defaultDeviceRules ? DEFAULT_DEVICE_RULES : []);
+      const defaults = this.opts.defaultDeviceRules ? DEFAULT_DEVICE_RULES : [];
+      // A running container's devices must never be denied for a moment: update transitions.
+      if (t && !t.v2) (update ? updateDevicesV1 : setDevicesV1)(t.entry.dir, r.devices, defaults);
     }
   }
 

@@ -321,6 +321,22 @@ export function compileSeccomp(seccomp: Seccomp, options: CompileSeccompOptions 
     decisions.set(arch, out);
   }
   const needsListener = usedActions.has(SECCOMP_RET.USER_NOTIF);
+  if (needsListener) {
+    // The stage itself still writes once the filter is loaded (READY on the sync socket, errors
+    // on stderr): a notified write would make container creation wait on the container's own
+    // agent, or fail where the agent refuses it. runc refuses this too, with the same words.
+    for (const arch of abis) {
+      const nr = syscallNumber(arch, 'write');
+      if (nr === undefined) continue;
+      const d = decisions.get(arch)!.get(nr);
+      const notifies = d === undefined ? defaultAction === SECCOMP_RET.USER_NOTIF
+        : 'ret' in d ? d.ret === SECCOMP_RET.USER_NOTIF
+        : d.rules.some((r) => r.action === SECCOMP_RET.USER_NOTIF) || defaultAction === SECCOMP_RET.USER_NOTIF;
+      if (notifies) {
+        throw new ConfigError(`${F}: SCMP_ACT_NOTIFY cannot be used for the write syscall (the runtime writes to its sync socket after loading the filter, so the container would wait on its own seccomp agent)`);
+      }
+    }
+  }
   if (needsListener && (flags & SECCOMP_FILTER_FLAGS.SECCOMP_FILTER_FLAG_TSYNC!) && !(flags & SECCOMP_FILTER_FLAGS.SECCOMP_FILTER_FLAG_TSYNC_ESRCH!)) {
     throw new ConfigError(`${F}.flags: SECCOMP_FILTER_FLAG_TSYNC cannot be used with SCMP_ACT_NOTIFY unless SECCOMP_FILTER_FLAG_TSYNC_ESRCH is set too`);
   }
