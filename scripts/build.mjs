@@ -17,6 +17,11 @@ execFileSync(cc, [
   '-fstack-protector-strong', '-D_FORTIFY_SOURCE=2',
   '-o', join(dist, 'berth-stage'), ...stageSources.map((s) => join(root, s)),
 ], { stdio: 'inherit', cwd: root });
+// The layer unpacker's helper for mknod/xattrs/ns times (src/image/unpack/fsops.ts).
+execFileSync(cc, [
+  '-O2', '-Wall', '-Wextra', '-D_GNU_SOURCE', '-std=gnu11', '-fstack-protector-strong', '-D_FORTIFY_SOURCE=2',
+  '-o', join(dist, 'berth-fsops'), join(root, 'native/fsops.c'),
+], { stdio: 'inherit', cwd: root });
 
 const esbuild = await import('esbuild');
 const entries = { 'berth-runtime': 'src/runtime/cli.ts' };
