@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { loadCgroup } from './cgroups/index.ts';
 import { DEFAULT_ROOT, Runtime } from './container.ts';
 import { defaultSpec } from './default-spec.ts';
-import { checkStateRootUsable, defaultStateRoot, parseRootlessFlag, prepareXdgStateRoot } from './rootless.ts';
+import { checkStateRootUsable, defaultStateRoot, parseRootlessFlag, prepareXdgStateRoot, stateOwner } from './rootless.ts';
 import { RuntimeError } from './errors.ts';
 import { features } from './features.ts';
 import { registerEvents } from './events.ts';
@@ -199,10 +199,10 @@ export function buildProgram(): Command {
       const list = runtime.list();
       if (o.quiet) { for (const c of list) writeStdout(`${c.id}\n`); return; }
       if (o.format === 'json') {
-        writeStdout(`${JSON.stringify(list.map((c) => ({ ociVersion: c.ociVersion, id: c.id, pid: c.pid ?? 0, status: c.status, bundle: c.bundle, rootfs: c.rootfs, created: c.created, owner: 'root', annotations: c.annotations })))}\n`);
+        writeStdout(`${JSON.stringify(list.map((c) => ({ ociVersion: c.ociVersion, id: c.id, pid: c.pid ?? 0, status: c.status, bundle: c.bundle, rootfs: c.rootfs, created: c.created, owner: stateOwner(join(globals.root, c.id)), annotations: c.annotations })))}\n`);
         return;
       }
-      const rows = [['ID', 'PID', 'STATUS', 'BUNDLE', 'CREATED', 'OWNER'], ...list.map((c) => [c.id, String(c.pid ?? 0), c.status, c.bundle, c.created, 'root'])];
+      const rows = [['ID', 'PID', 'STATUS', 'BUNDLE', 'CREATED', 'OWNER'], ...list.map((c) => [c.id, String(c.pid ?? 0), c.status, c.bundle, c.created, stateOwner(join(globals.root, c.id))])];
       const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
       for (const r of rows) writeStdout(`${r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] + 3))).join('')}\n`);
     });

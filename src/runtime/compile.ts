@@ -523,7 +523,7 @@ function compileCgroupMount(plan: Plan, dest: string, flags: number, info: Cgrou
   const ro = flags & MS.RDONLY;
   const baseFlags = (flags | MS.NOSUID | MS.NODEV | MS.NOEXEC) & ~MS.RDONLY;
   if (info.version === 2) {
-    if (newCgroupNs) {
+    if (newCgroupNs && !info.bindOnly) {
       plan.add(Op.MOUNT, 'cgroup2', dest, 'cgroup2', baseFlags | ro, '', 'dir', 1);
     } else {
       plan.add(Op.MOUNT, info.entries[0].hostDir, dest, '', MS.BIND | MS.REC, '', 'dir', 1);

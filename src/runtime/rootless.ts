@@ -55,6 +55,23 @@ export function rootlessCgroups(flag: boolean | undefined): boolean {
   return rootlessEuid() || runningInUserNs();
 }
 
+/** `list`'s OWNER (as runc): the name of the user owning a container's state dir, else "#<uid>". */
+export function stateOwner(dir: string): string {
+  let uid: number;
+  try {
+    uid = statSync(dir).uid;
+  } catch {
+    return '';
+  }
+  try {
+    for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
+      const f = line.split(':');
+      if (f.length > 2 && Number(f[2]) === uid && f[2] !== '') return f[0];
+    }
+  } catch { /* no passwd */ }
+  return `#${uid}`;
+}
+
 // ---- the state root -----------------------------------------------------------------------------
 
 /**
@@ -397,7 +414,11 @@ export function openRootlessCgroup(spec: Spec, id: string, resources: LinuxResou
 
 /** A "cgroup" mount's contents, as the managers' mounts() (no manager: a dir may be a hierarchy's root). */
 function mountInfo(version: 1 | 2, dirs: SavedCgroup['dirs']): CgroupMountInfo {
-  if (version === 2) return { version, entries: dirs.slice(0, 1).map((d) => ({ name: '', hostDir: d.dir, fsOptions: '', fsType: 'cgroup2' })), symlinks: [] };
+  // As runc's fallback: a user namespace cannot mount cgroup2 over the cgroup2 that /sys (bound
+  // from the host) already has at /sys/fs/cgroup; a bind of the container's cgroup dir shows the same.
+  if (version === 2) {
+    return { version, entries: dirs.slice(0, 1).map((d) => ({ name: '', hostDir: d.dir, fsOptions: '', fsType: 'cgroup2' })), symlinks: [], bindOnly: true };
+  }
   const info: CgroupMountInfo = { version, entries: [], symlinks: [] };
   for (const d of dirs) {
     const name = posix.basename(d.mountpoint);
@@ -426,7 +447,8 @@ export interface RootlessSetup {
  */
 export function rootlessSetup(spec: Spec, id: string, flag: boolean | undefined, resources: LinuxResources): RootlessSetup | undefined {
   const byEuid = rootlessEuid();
-  const byCgroups = rootlessCgroups(flag);
+  // Real root (euid 0 in the initial user namespace) never needs the rootless cgroup manager.
+  const byCgroups = rootlessCgroups(flag) && (byEuid || runningInUserNs());
   if (!byEuid && !byCgroups) return undefined;
   const setup: RootlessSetup = {};
   if (byEuid) {

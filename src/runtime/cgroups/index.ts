@@ -109,6 +109,11 @@ export interface CgroupMountInfo {
   }[];
   /** Symlinks to add under the destination for combined controllers: cpu -> cpu,cpuacct. */
   symlinks: { name: string; target: string }[];
+  /**
+   * v2: bind the dir even in a new cgroup namespace (rootless: /sys bound from the host already has
+   * cgroup2 at /sys/fs/cgroup, and the kernel refuses a second cgroup2 mount on its root: EBUSY).
+   */
+  bindOnly?: boolean;
 }
 
 export interface CgroupStats {
