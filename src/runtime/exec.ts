@@ -266,6 +266,10 @@ export async function execInContainer(runtime: Runtime, id: string, opts: ExecOp
     state: stateJson(record, status),
   };
   target.setgroupsDenied = target.namespaces.some(([t]) => t === 'user') && setgroupsDenied(record.pid);
+  // As runc: groups that cannot be set are an error, not silently dropped (rootless, own gid only).
+  if (target.setgroupsDenied && (p.user.additionalGids ?? []).length > 0) {
+    throw new RuntimeError('cannot set additional groups: the container\'s user namespace denies setgroups (a rootless container that maps only your own gid)');
+  }
   const stay = !opts.detach;
   const plan = compileExec(config, p, target, { consoleSocket: opts.consoleSocket, stay, preserveFds: opts.preserveFds });
   if (runtime.options.debug) runtime.options.log?.('debug', `exec plan for ${id}:\n${plan.describe()}`);

@@ -289,6 +289,9 @@ describe('rootless', { skip }, () => {
     r = await runtime(['exec', id, 'sh', '-c', 'id -u; readlink /proc/1/exe'], { env });
     assert.equal(r.code, 0, show(r));
     assert.deepEqual(r.stdout.trim().split('\n'), ['0', '/bin/busybox']);
+    r = await runtime(['exec', '--additional-gids', '5', id, 'true'], { env });
+    assert.notEqual(r.code, 0, `groups cannot be set where setgroups is denied: ${show(r)}`);
+    assert.match(r.stderr, /additional groups/);
     r = await runtime(['kill', id, 'KILL'], { env });
     assert.equal(r.code, 0, show(r));
     await waitFor('the container to stop', async () => JSON.parse((await runtime(['state', id], { env })).stdout).status === 'stopped');
