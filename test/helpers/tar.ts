@@ -3,12 +3,14 @@
 // GNU tar as an independent oracle, and a tree snapshot to compare extractions with.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import tarStream from 'tar-stream';
+import { pack as tarPack, type Header as TarHeader } from 'tar-stream';
 import { compress as zstdCompress } from 'zstd-napi';
+
+const PYTHON = process.env.BERTH_TEST_PYTHON ?? (existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3');
 
 export type RawType = 'file' | 'dir' | 'symlink' | 'link' | 'char' | 'block' | 'fifo';
 
@@ -120,13 +122,17 @@ export function rawTar(entries: RawEntry[], opts: { end?: boolean; globalPax?: R
 }
 
 /** The same through tar-stream's packer (an independent writer for ordinary entries). */
-export async function packTar(entries: Array<tarStream.Headers & { data?: string | Buffer }>): Promise<Buffer> {
-  const pack = tarStream.pack();
+export async function packTar(entries: Array<Partial<TarHeader> & { name: string; data?: string | Buffer }>): Promise<Buffer> {
+  const pack = tarPack();
   const chunks: Buffer[] = [];
-  pack.on('data', (c: Buffer) => chunks.push(c));
-  const done = new Promise<void>((resolve, reject) => { pack.on('end', resolve); pack.on('error', reject); });
-  for (const { data, ...h } of entries) {
-    await new Promise<void>((resolve, reject) => pack.entry(h, data ?? (h.type === 'file' || h.type === undefined ? '' : undefined), (err) => err ? reject(err) : resolve()));
+  const done = (async () => { for await (const c of pack) chunks.push(c as Buffer); })();
+  for (const { data: given, ...h } of entries) {
+    const data = given ?? (h.type === undefined || h.type === 'file' ? '' : undefined);
+    await new Promise<void>((resolve, reject) => {
+      const cb = (err?: Error | null) => (err ? reject(err) : resolve());
+      if (data !== undefined) pack.entry(h, data, cb);
+      else pack.entry(h, cb);
+    });
   }
   pack.finalize();
   await done;
@@ -167,14 +173,14 @@ export function gnuTar(args: string[], opts: { cwd?: string; input?: Buffer } = 
 
 /** Sets xattrs with python3 (an implementation independent of Berth's helper). */
 export function setXattr(path: string, name: string, value: Buffer): void {
-  execFileSync('python3', ['-c', 'import os,sys; os.setxattr(sys.argv[1], sys.argv[2], bytes.fromhex(sys.argv[3]), follow_symlinks=False)', path, name, value.toString('hex')]);
+  execFileSync(PYTHON, ['-c', 'import os,sys; os.setxattr(sys.argv[1], sys.argv[2], bytes.fromhex(sys.argv[3]), follow_symlinks=False)', path, name, value.toString('hex')]);
 }
 
 /** Every xattr under dir, read with python3: relative path → name → hex value. */
 export function readXattrs(dir: string): Map<string, Map<string, string>> {
   const script = `
 import os, sys, json
-root = sys.argv[1].encode()
+root = os.fsencode(sys.argv[1])
 out = {}
 def visit(p):
     rel = os.path.relpath(p, root).decode('latin1')
@@ -187,7 +193,7 @@ for d, dirs, files in os.walk(root):
         visit(os.path.join(d, n))
 print(json.dumps(out))
 `;
-  const json = JSON.parse(execFileSync('python3', ['-c', script, dir]).toString()) as Record<string, Record<string, string>>;
+  const json = JSON.parse(execFileSync(PYTHON, ['-c', script, dir]).toString()) as Record<string, Record<string, string>>;
   return new Map(Object.entries(json).map(([k, v]) => [k, new Map(Object.entries(v))]));
 }
 

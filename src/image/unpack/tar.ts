@@ -404,7 +404,12 @@ export class TarReader {
       unsigned += c;
       signed += c > 127 ? c - 256 : c;
     }
-    const stored = parseNumber(b, 148, 8, 'checksum', at);
+    let stored: number;
+    try {
+      stored = parseNumber(b, 148, 8, 'checksum', at);
+    } catch {
+      stored = -1;
+    }
     if (stored !== unsigned && stored !== signed) {
       throw new LayerError('format', `not a valid tar stream: bad header checksum at byte ${at} (is the layer compressed with something other than gzip or zstd, or corrupt?)`);
     }
