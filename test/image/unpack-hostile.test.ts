@@ -3,14 +3,14 @@
 // streams, wrong digests. Each must fail with a LayerError that names the layer and entry,
 // touch nothing outside, and leave the snapshotter exactly as it was.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { chainIds, Snapshotter, type SnapshotDriver } from '../../src/image/snapshots.ts';
 import { applyLayer, LayerError, type LayerErrorReason } from '../../src/image/unpack/index.ts';
-import { diffTrees, gzip, rawTar, sha256, tree, withTempDir, type RawEntry } from '../helpers/tar.ts';
+import { diffTrees, gzip, rawTar, sha256, tree, withTempDir, zstd, type RawEntry } from '../helpers/tar.ts';
 
 interface Case {
   name: string;
@@ -93,6 +93,11 @@ const CASES: Case[] = [
     reason: 'symlink', message: /"lib" is a symbolic link/,
   },
   { name: 'truncated gzip', raw: true, layer: () => { const g = gzip(plainFile); return g.subarray(0, g.length - 20); }, reason: 'truncated', message: /gzip stream truncated/ },
+  { name: 'truncated zstd', raw: true, layer: () => { const z = zstd(plainFile); return z.subarray(0, z.length - 9); }, reason: 'truncated', message: /zstd stream truncated/ },
+  {
+    name: 'corrupt zstd data', raw: true, reason: 'compression', message: /corrupt zstd data/,
+    layer: () => { const z = Buffer.from(zstd(Buffer.concat([plainFile, randomBytes(3000)]))); for (let i = 20; i < z.length - 8; i += 7) z[i] ^= 0xa5; return z; },
+  },
   { name: 'truncated tar inside a file', raw: true, layer: () => plainFile.subarray(0, 2048), reason: 'truncated', message: /tar stream truncated at byte 2048, inside an entry/ },
   { name: 'tar without its end blocks', raw: true, layer: () => tar([{ name: 'f', data: 'x' }], { end: false }), reason: 'truncated', message: /without the end-of-archive blocks/ },
   {

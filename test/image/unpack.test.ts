@@ -343,3 +343,16 @@ describe('replacing entries', () => {
     });
   });
 });
+
+test('an AbortSignal stops the unpack', async () => {
+  await withTempDir(async (out) => {
+    const ac = new AbortController();
+    const slow = Readable.from((async function* () {
+      yield rawTar([{ name: 'a', data: 'x' }], { end: false });
+      ac.abort();
+      await new Promise((r) => setTimeout(r, 50));
+      yield Buffer.alloc(1024);
+    })());
+    await assert.rejects(applyLayer(slow, { target: out, mode: 'overlay', signal: ac.signal }), (e: unknown) => (e as Error).name === 'AbortError');
+  });
+});

@@ -505,14 +505,15 @@ export class Extractor implements TarSink {
 
   // ---- removal and the helper batch ----------------------------------------------------------
 
-  /** Flushes the helper batch if it would touch rel (or anything below it) before rel changes. */
+  /** Flushes the helper batch if it would touch rel before rel is created or replaced. */
   private touchPending(rel: string): void {
+    if (this.pendingCreate.has(rel) || this.pendingMeta.has(rel)) this.runBatch();
+  }
+
+  /** Flushes the helper batch if it would touch anything below dir (before dir is removed). */
+  private touchPendingUnder(dir: string): void {
     if (this.pendingCreate.size === 0 && this.pendingMeta.size === 0) return;
-    if (this.pendingCreate.has(rel) || this.pendingMeta.has(rel)) {
-      this.runBatch();
-      return;
-    }
-    const prefix = rel === '' ? '' : `${rel}/`;
+    const prefix = dir === '' ? '' : `${dir}/`;
     for (const set of [this.pendingCreate, this.pendingMeta]) {
       for (const p of set) {
         if (p.startsWith(prefix)) {
@@ -532,6 +533,7 @@ export class Extractor implements TarSink {
   /** Removes the entry at rel (never following symlinks) and forgets what was verified below it. */
   private remove(rel: string, st: Stats): void {
     if (st.isDirectory()) {
+      this.touchPendingUnder(rel);
       const prefix = `${rel}/`;
       for (const d of this.dirOK) if (d === rel || d.startsWith(prefix)) this.dirOK.delete(d);
       for (const d of this.dirTimes.keys()) if (d === rel || d.startsWith(prefix)) this.dirTimes.delete(d);
