@@ -16,6 +16,9 @@
 // themselves are not fsynced (neither docker nor containerd do by default): after a power loss,
 // a committed layer may lack data; `berth image prune -a` and a new pull repair it.
 //
+// One Snapshotter per root per process (the daemon's): the index and the per-chain-ID locks
+// that make concurrent pulls of shared layers wait for each other live in memory.
+//
 // Short numeric directory names matter: overlayfs takes all lower dirs in one mount option, and
 // the legacy mount(2) data is limited to one page (4096 bytes). mount() passes paths relative
 // to snapshots/ with the mount process started there (containerd's trick), ~7 bytes per layer,
@@ -71,6 +74,7 @@ export interface LayerTarget {
   readonly mode: UnpackMode;
   /** overlay: the layers below, topmost first (pass to applyLayer). */
   readonly lowers: LowerLayer[];
+  /** Publishes the snapshot; pass applyLayer's result (its diffId, size and opaqueDirs are kept). */
   commit(layer?: { diffId?: Digest; size?: number; opaqueDirs?: string[] }): Promise<SnapshotInfo>;
   abort(): Promise<void>;
 }

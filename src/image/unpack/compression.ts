@@ -1,7 +1,9 @@
 // Which decompressor a layer needs. The magic bytes decide: media types lie in the wild (Docker
 // schema2 calls every layer "tar.gzip"; some registries serve uncompressed blobs under it), and
-// docker and containerd sniff the same way. The media type only breaks no ties but is checked
-// for codecs Berth cannot read, to give a clear error instead of "bad tar header".
+// docker and containerd sniff the same way. The media type is only consulted for codecs Berth
+// cannot read, to give a clear error instead of "bad tar header".
+// zstd runs in-process (zstd-napi): measured ~10% faster here than piping through a `zstd -dc`
+// child on a 185 MB layer, the pipe copies costing more than the second core gains.
 import { createGunzip } from 'node:zlib';
 import type { Transform } from 'node:stream';
 import { DecompressStream } from 'zstd-napi';
