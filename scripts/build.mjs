@@ -24,7 +24,18 @@ execFileSync(cc, [
 ], { stdio: 'inherit', cwd: root });
 
 const esbuild = await import('esbuild');
-const entries = { 'berth-runtime': 'src/runtime/cli.ts' };
+const entries = { 'berth-runtime': 'src/runtime/cli.ts', 'berth': 'src/cli/berth.ts' };
+// Native addons stay outside the bundle (loaded from node_modules at run time).
+const external = ['better-sqlite3', 'zstd-napi'];
+// The build's identity for `berth version` and /version (src/api/version.ts).
+let gitCommit = 'unknown';
+try {
+  gitCommit = execFileSync('git', ['rev-parse', '--short=7', 'HEAD'], { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim() || gitCommit;
+} catch { /* not a git checkout */ }
+const buildDefines = {
+  __BERTH_GIT_COMMIT__: JSON.stringify(gitCommit),
+  __BERTH_BUILD_TIME__: JSON.stringify(new Date().toISOString()),
+};
 for (const [name, entry] of Object.entries(entries)) {
   // CommonJS, not ESM: Node 20 loads a CJS bundle ~4 ms faster (no ESM loader, no async reads),
   // and every `berth-runtime` call pays that start-up.
@@ -40,7 +51,8 @@ for (const [name, entry] of Object.entries(entries)) {
     minifyWhitespace: true,
     minifySyntax: true,
     sourcemap: 'linked',
-    define: { 'import.meta.url': '__berthModuleUrl' },
+    external,
+    define: { 'import.meta.url': '__berthModuleUrl', ...buildDefines },
     banner: { js: '#!/usr/bin/env node\nconst __berthModuleUrl = require("node:url").pathToFileURL(__filename).href;' },
     logLevel: 'warning',
   });
