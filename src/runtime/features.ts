@@ -1,5 +1,6 @@
 // `berth-runtime features`: what this runtime implements, in the runtime-spec "features" format.
 import { CAPABILITIES } from './capabilities.ts';
+import { RECURSIVE_MOUNT_OPTIONS } from './mount-options.ts';
 import { SECCOMP_ACTIONS, SECCOMP_FILTER_FLAGS, SECCOMP_OPERATORS, SECCOMP_SUPPORTED_ARCHES } from './seccomp/index.ts';
 import { OCI_VERSION } from './state.ts';
 
@@ -12,8 +13,8 @@ export function features(): Record<string, unknown> {
       'async', 'atime', 'bind', 'defaults', 'dev', 'diratime', 'dirsync', 'exec', 'lazytime', 'mand', 'noatime', 'nodev',
       'nodiratime', 'noexec', 'nolazytime', 'nomand', 'norelatime', 'nostrictatime', 'nosuid', 'nosymfollow', 'private',
       'rbind', 'relatime', 'ro', 'rprivate', 'rshared', 'rslave', 'runbindable', 'rw', 'shared', 'slave', 'strictatime',
-      'suid', 'symfollow', 'sync', 'unbindable',
-    ],
+      'suid', 'symfollow', 'sync', 'unbindable', ...RECURSIVE_MOUNT_OPTIONS,
+    ].sort(),
     linux: {
       namespaces: ['cgroup', 'ipc', 'mount', 'network', 'pid', 'time', 'user', 'uts'],
       capabilities: [...CAPABILITIES],

@@ -54,6 +54,9 @@ const RECURSIVE_OPTIONS: Record<string, FlagOption> = {
   rstrictatime: { set: true, flag: MOUNT_ATTR.STRICTATIME }, rnostrictatime: { set: false, flag: MOUNT_ATTR.STRICTATIME },
 };
 
+/** The recursive option names, for `features`. */
+export const RECURSIVE_MOUNT_OPTIONS: readonly string[] = Object.keys(RECURSIVE_OPTIONS);
+
 /** Options Berth understands but that change nothing in the mount(2) call itself. */
 const IGNORED_OPTIONS = new Set(['tmpcopyup', 'notmpcopyup', 'idmap', 'ridmap', 'copy-symlink']);
 

@@ -177,7 +177,14 @@ describe('validation', () => {
 
   test('needsListener: only when the filter can return SECCOMP_RET_USER_NOTIF', () => {
     assert.equal(compileSeccomp(HAND).needsListener, true);
-    assert.equal(compileSeccomp(seccomp({ defaultAction: 'SCMP_ACT_NOTIFY', syscalls: [{ names: ['read'], action: 'SCMP_ACT_ALLOW' }] })).needsListener, true);
+    assert.equal(compileSeccomp(seccomp({ defaultAction: 'SCMP_ACT_NOTIFY', syscalls: [{ names: ['read', 'write'], action: 'SCMP_ACT_ALLOW' }] })).needsListener, true);
+    // write must never be notified, not even by default: the runtime itself writes after loading the filter.
+    for (const s of [
+      seccomp({ defaultAction: 'SCMP_ACT_NOTIFY', syscalls: [{ names: ['read'], action: 'SCMP_ACT_ALLOW' }] }),
+      seccomp({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['write'], action: 'SCMP_ACT_NOTIFY', args: [{ index: 0, value: 1, op: 'SCMP_CMP_EQ' }] }] }),
+    ]) {
+      assert.throws(() => compileSeccomp(s), /SCMP_ACT_NOTIFY cannot be used for the write syscall/);
+    }
     assert.equal(compileSeccomp(seccomp({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['no_such_call'], action: 'SCMP_ACT_NOTIFY' }] })).needsListener, false);
     assert.equal(compileSeccomp(podmanProfile()).needsListener, false);
   });
