@@ -290,7 +290,8 @@ export async function runDaemon(flags: DaemonFlags): Promise<number> {
   try {
     handle = await startDaemon(flags, { logger: log });
   } catch (e) {
-    log.error(`failed to start daemon: ${(e as Error).message}`);
+    // Plain text, not a log line: this is what the person starting the daemon reads.
+    process.stderr.write(`berth daemon: failed to start: ${(e as Error).message}\n`);
     return 1;
   }
   let signals = 0;

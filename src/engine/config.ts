@@ -286,8 +286,9 @@ export function registryServiceConfig(cfg: Pick<DaemonConfig, 'insecureRegistrie
 
 /**
  * May Berth talk plain HTTP (or skip TLS verification) to this registry host ("host" or
- * "host:port")? True for loopback addresses, `localhost`, hosts listed in insecure-registries,
- * and IP literals inside a listed CIDR. Hostnames are not resolved (dockerd resolves them and
+ * "host:port")? True for loopback addresses, `localhost`, exactly the names listed in
+ * insecure-registries ("reg:5000" does not cover "reg:5001", as dockerd), and IP literals inside a
+ * listed CIDR. Hostnames are not resolved (dockerd resolves them and
  * checks the addresses against the CIDRs; a name that must be insecure can be listed by name).
  */
 export function isInsecureRegistry(cfg: Pick<DaemonConfig, 'insecureRegistries'>, hostPort: string): boolean {
@@ -296,7 +297,6 @@ export function isInsecureRegistry(cfg: Pick<DaemonConfig, 'insecureRegistries'>
   const bracket = /^\[([^\]]+)\](?::\d+)?$/.exec(hostPort);
   if (bracket) host = bracket[1];
   else if (/^[^:]+:\d+$/.test(hostPort)) host = hostPort.slice(0, hostPort.lastIndexOf(':'));
-  if (cfg.insecureRegistries.includes(host)) return true;
   if (host === 'localhost' || host === '::1') return true;
   if (!isIP(host)) return false;
   for (const r of [...cfg.insecureRegistries, LOOPBACK_CIDR]) {
