@@ -365,8 +365,11 @@ export function skopeoEnv(): NodeJS.ProcessEnv {
 }
 
 export interface PushOptions {
-  /** Manifest format in the registry: oci (as built) or v2s2 (Docker schema2, converted by skopeo). */
-  format?: 'oci' | 'v2s2';
+  /**
+   * Manifest format in the registry: oci (as built), v2s2 (Docker schema2) or v2s1 (Docker
+   * schema1, signed; the registry must accept it, see RegistryOptions.schema1), converted by skopeo.
+   */
+  format?: 'oci' | 'v2s2' | 'v2s1';
   /** user:password for an authenticated registry. */
   creds?: string;
 }
@@ -378,11 +381,11 @@ export interface PushOptions {
 export async function pushLayout(layout: Layout, registryHost: string, name: string, opts: PushOptions = {}): Promise<string> {
   const dest = name.includes(':') ? name : `${name}:${layout.tag}`;
   const args = ['copy', '-q', '--dest-tls-verify=false'];
-  if (opts.format === 'v2s2') args.push('--format', 'v2s2');
+  if (opts.format === 'v2s2' || opts.format === 'v2s1') args.push('--format', opts.format);
   if (opts.creds) args.push('--dest-creds', opts.creds);
   if (layout.index) args.push('--all');
   // as built, byte for byte, so tests can compare digests with the layout's
-  if (opts.format !== 'v2s2') args.push('--preserve-digests');
+  if (opts.format === undefined || opts.format === 'oci') args.push('--preserve-digests');
   const digestFile = join(mkdtempSync(join(tmpdir(), 'berth-skopeo-')), 'digest');
   args.push('--digestfile', digestFile, `oci:${layout.dir}:${layout.tag}`, `docker://${registryHost}/${dest}`);
   await runAsync('skopeo', args, { env: skopeoEnv() });

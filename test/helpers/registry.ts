@@ -35,6 +35,10 @@ export interface RegistryOptions {
   users?: Record<string, string>;
   /** Token set-ups only: how the token server behaves. */
   token?: TokenServerOptions;
+  /** Accept Docker schema1 manifests (distribution's compatibility switch), for the schema1 error tests. */
+  schema1?: boolean;
+  /** The address to listen on (default 127.0.0.1), e.g. a non-loopback one for the insecure-registry tests. */
+  address?: string;
 }
 
 export interface TokenServerOptions {
@@ -102,11 +106,11 @@ function installExitHook(): void {
 }
 
 /** A TCP port that was free a moment ago (the caller retries if someone takes it meanwhile). */
-export async function freePort(): Promise<number> {
+export async function freePort(address = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createNetServer();
     srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
+    srv.listen(0, address, () => {
       const { port } = srv.address() as AddressInfo;
       srv.close(() => resolve(port));
     });
@@ -238,7 +242,14 @@ async function startTokenServer(dir: string, users: Record<string, string>, opts
         user = u;
       }
       requests.push({ method: 'GET', user, service: url.searchParams.get('service') ?? undefined, scopes, status: 200 });
-      return reply(res, 200, tokenBody(sign(user, grant(user, scopes))));
+      const extra: Record<string, unknown> = {};
+      // docker's token spec: offline_token=true asks for a refresh token beside the bearer token
+      if (user !== undefined && url.searchParams.get('offline_token') === 'true') {
+        const refresh = randomBytes(16).toString('hex');
+        refreshTokens.set(refresh, user);
+        extra.refresh_token = refresh;
+      }
+      return reply(res, 200, tokenBody(sign(user, grant(user, scopes)), extra));
     }
     if (req.method === 'POST') {
       const chunks: Buffer[] = [];
@@ -298,7 +309,7 @@ async function startTokenServer(dir: string, users: Record<string, string>, opts
 }
 
 function registryConfig(o: { data: string; addr: string; auth: RegistryAuth; htpasswd?: string; tls?: { cert: string; key: string };
-  token?: { realm: string; service: string; issuer: string; bundle: string } }): string {
+  token?: { realm: string; service: string; issuer: string; bundle: string }; schema1?: boolean }): string {
   const lines = [
     'version: 0.1',
     'log:',
@@ -323,6 +334,7 @@ function registryConfig(o: { data: string; addr: string; auth: RegistryAuth; htp
     lines.push('auth:', '  token:', `    realm: ${o.token.realm}`, `    service: ${o.token.service}`, `    issuer: ${o.token.issuer}`,
       `    rootcertbundle: ${o.token.bundle}`);
   }
+  if (o.schema1) lines.push('compatibility:', '  schema1:', '    enabled: true');
   return `${lines.join('\n')}\n`;
 }
 
@@ -351,12 +363,12 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
     if (auth === 'token') tokenServer = await startTokenServer(dir, users, opts.token ?? {});
 
     for (let attempt = 1; ; attempt++) {
-      const port = await freePort();
-      const host = `127.0.0.1:${port}`;
+      const port = await freePort(opts.address);
+      const host = `${opts.address ?? '127.0.0.1'}:${port}`;
       const url = `${tls ? 'https' : 'http'}://${host}`;
       const config = join(dir, 'config.yml');
       writeFileSync(config, registryConfig({
-        data: join(dir, 'data'), addr: host, auth, htpasswd, tls,
+        data: join(dir, 'data'), addr: host, auth, htpasswd, tls, schema1: opts.schema1,
         token: tokenServer && { realm: tokenServer.url, service: tokenServer.service, issuer: tokenServer.issuer, bundle: tokenServer.certPath },
       }));
       const logPath = join(dir, 'registry.log');
@@ -422,4 +434,92 @@ export async function skopeoInspect(registry: TestRegistry, image: string, opts:
   if (opts.creds) args.push('--creds', opts.creds);
   args.push(`docker://${registry.host}/${image}`);
   return runAsync('skopeo', args, { env: skopeoEnv() });
+}
+
+// ---------------------------------------------------------------------------------------------
+// A proxy in front of a registry: records requests and injects faults the registry cannot
+// produce by itself (a connection cut mid-blob, 5xx answers). Everything else goes through to
+// the real registry unchanged (the Host header too, so upload Locations point back here).
+// ---------------------------------------------------------------------------------------------
+
+export interface ProxiedRequest {
+  method: string;
+  url: string;
+  headers: IncomingMessage['headers'];
+}
+
+export type ProxyAction =
+  | { kind: 'pass' }
+  /** Answer without asking the registry. */
+  | { kind: 'respond'; status: number; body?: string; headers?: Record<string, string> }
+  /** Forward, then close the connection after this many bytes of the response body. */
+  | { kind: 'cut'; afterBytes: number }
+  /** Close the connection without any answer. */
+  | { kind: 'reset' };
+
+export interface RegistryProxy {
+  host: string;
+  url: string;
+  requests: ProxiedRequest[];
+  /** Decides per request (n counts from 0 over the proxy's life); undefined means pass. */
+  handler: (req: ProxiedRequest, n: number) => ProxyAction | undefined;
+  close(): Promise<void>;
+}
+
+export async function startProxy(target: TestRegistry): Promise<RegistryProxy> {
+  if (target.tls) throw new Error('startProxy: plain-HTTP registries only');
+  const proxy: RegistryProxy = {
+    host: '', url: '', requests: [], handler: () => undefined,
+    close: async () => {},
+  };
+  const server = createHttpServer((req, res) => {
+    const info: ProxiedRequest = { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers };
+    const n = proxy.requests.length;
+    proxy.requests.push(info);
+    const action = proxy.handler(info, n) ?? { kind: 'pass' };
+    if (action.kind === 'reset') {
+      req.socket.destroy();
+      return;
+    }
+    if (action.kind === 'respond') {
+      req.resume();
+      res.writeHead(action.status, { 'content-type': 'application/json', ...action.headers });
+      res.end(action.body ?? '');
+      return;
+    }
+    const upstream = httpRequest({
+      host: '127.0.0.1', port: target.port, method: req.method, path: req.url, headers: req.headers,
+    }, (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      if (action.kind === 'cut') {
+        let sent = 0;
+        up.on('data', (chunk: Buffer) => {
+          if (sent >= action.afterBytes) return;
+          const part = chunk.subarray(0, action.afterBytes - sent);
+          sent += part.length;
+          res.write(part);
+          if (sent >= action.afterBytes) {
+            up.destroy();
+            // flush what was written, then drop the connection mid-body
+            setTimeout(() => res.socket?.destroy(), 20);
+          }
+        });
+        up.on('end', () => res.end());
+      } else {
+        up.pipe(res);
+      }
+    });
+    upstream.on('error', () => res.socket?.destroy());
+    req.pipe(upstream);
+  });
+  server.keepAliveTimeout = 1000;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  proxy.host = `127.0.0.1:${port}`;
+  proxy.url = `http://${proxy.host}`;
+  proxy.close = () => new Promise<void>((resolve) => {
+    server.closeAllConnections();
+    server.close(() => resolve());
+  });
+  return proxy;
 }

@@ -528,6 +528,9 @@ export class RegistryClient {
     const where = `${describe(repo)}${reference.includes(':') ? '@' : ':'}${reference}`;
     const bytes = await readBody(res, MANIFEST_SIZE_LIMIT);
     const contentType = headerValue(res.headers, 'content-type')?.split(';')[0]?.trim() ?? '';
+    // Schema1's digest covers the payload without its signatures, so it would fail the digest
+    // check below with a misleading message: say what it is first.
+    if (SCHEMA1_TYPES.slice(0, 2).includes(contentType) || looksLikeSchema1(bytes)) parseManifestBytes(bytes, contentType, '', where);
     const byDigest = reference.includes(':');
     let digest: Digest;
     if (byDigest) {
@@ -950,6 +953,14 @@ export function parseManifestBytes(bytes: Buffer, contentType: string, digest: D
     return { ...base, kind: 'manifest', manifest: json as unknown as ImageManifest };
   }
   throw new RegistryError('UNSUPPORTED_MANIFEST', `unsupported manifest media type ${mediaType} for ${where}`);
+}
+
+function looksLikeSchema1(bytes: Buffer): boolean {
+  try {
+    return (JSON.parse(bytes.toString('utf8')) as { schemaVersion?: unknown })?.schemaVersion === 1;
+  } catch {
+    return false;
+  }
 }
 
 function checkDescriptor(d: unknown, where: string): void {
