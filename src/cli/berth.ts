@@ -8,7 +8,7 @@ import { writeStderr, writeStdout } from '../runtime/output.ts';
 import { BERTH_VERSION, GIT_COMMIT } from '../api/version.ts';
 import { ApiResponseError, DaemonConnectionError } from './client.ts';
 import { connectClient, HostError, type GlobalOptions } from './connect.ts';
-import { eventsCommand, ExitError, infoCommand, versionCommand } from './commands/system.ts';
+import { diskUsageCommand, eventsCommand, ExitError, infoCommand, versionCommand } from './commands/system.ts';
 import { TemplateError } from './format/template.ts';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
@@ -94,6 +94,10 @@ export function buildProgram(): Command {
   const system = program.command('system').description('manage Berth');
   addInfo(system);
   addEvents(system);
+  system.command('df')
+    .description('show disk usage')
+    .option('--format <template>', 'format the output using a Go template (or "json")')
+    .action((opts: { format?: string }) => diskUsageCommand(opts, connect));
   return program;
 }
 

@@ -14,7 +14,7 @@ import { MEDIA_TYPE_MULTIPLEXED_STREAM, muxFrame, StdDemuxer, STDOUT, STDERR } f
 import { systemModule } from '../../src/api/routes/system.ts';
 import { registerMigrations } from '../../src/engine/db.ts';
 import { Logger } from '../../src/engine/log.ts';
-import { DOCKER_BIN, httpRequest, run } from '../helpers/daemon.ts';
+import { BERTH_BIN, checkBundleFresh, DOCKER_BIN, httpRequest, run } from '../helpers/daemon.ts';
 
 class WidgetError extends Error { code = 'gone'; }
 registerErrorStatus((e) => (e instanceof WidgetError ? 410 : undefined));
@@ -98,6 +98,7 @@ let sock: string;
 const logLines: string[] = [];
 
 before(async () => {
+  checkBundleFresh();
   dir = mkdtempSync('/tmp/berth-modules-');
   sock = join(dir, 'berth.sock');
   writeFileSync(join(dir, 'daemon.json'), '{}');
@@ -165,6 +166,17 @@ test('migrations registered by a module ran once, in order', async () => {
   assert.deepEqual(rows, [{ version: 1, name: 'widgets' }, { version: 2, name: 'widget sizes' }]);
   assert.equal(daemon.context.db.migrate().length, 0, 'nothing left to apply');
   assert.equal(daemon.context.services.widgets?.count(), 3);
+});
+
+test('berth system df prints what docker system df prints', { skip: existsSync(DOCKER_BIN) ? false : 'no docker CLI' }, async () => {
+  const env = { ...process.env, DOCKER_HOST: `unix://${sock}`, DOCKER_CONFIG: join(dir, 'docker-config') };
+  for (const extra of [[], ['--format', 'json'], ['--format', '{{.Type}}: {{.Reclaimable}}']]) {
+    const theirs = await run(DOCKER_BIN, ['system', 'df', ...extra], { env });
+    const ours = await run(process.execPath, [BERTH_BIN, '-H', `unix://${sock}`, 'system', 'df', ...extra], { env: { ...process.env, BERTH_AUTOSTART: '0' } });
+    assert.equal(theirs.code, 0, theirs.stderr);
+    assert.equal(ours.code, 0, ours.stderr);
+    assert.equal(ours.stdout, theirs.stdout, extra.join(' '));
+  }
 });
 
 test('/info and /system/df contributors', async () => {

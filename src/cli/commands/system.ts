@@ -1,13 +1,13 @@
-// `berth version`, `berth info`, `berth events` (also as `berth system info|events`).
+// `berth version`, `berth info`, `berth events` (also as `berth system info|events`), `berth system df`.
 import { arch, platform } from 'node:os';
 import type { IncomingMessage } from 'node:http';
-import { bytesSize } from '../../api/units.ts';
+import { bytesSize, humanSize } from '../../api/units.ts';
 import type { SystemInfo, SystemVersion } from '../../api/types.ts';
 import { API_VERSION, BERTH_VERSION, BUILD_TIME, GIT_COMMIT } from '../../api/version.ts';
 import { FilterArgs } from '../../engine/filters.ts';
 import { writeStdout, writeStderr } from '../../runtime/output.ts';
 import type { EngineClient } from '../client.ts';
-import { parseTemplate, renderObject } from '../format/output.ts';
+import { parseTemplate, renderList, renderObject } from '../format/output.ts';
 import { rfc3339NanoFixed } from '../format/progress.ts';
 import { DOCKER_VERSION_TABLE, tabwrite } from '../format/table.ts';
 import { getTimestamp } from '../format/time.ts';
@@ -303,4 +303,61 @@ export async function eventsCommand(opts: { filter?: string[]; since?: string; u
     const ev = EventRow.fromJSON(line);
     writeStdout(tmpl ? `${tmpl.execute(ev)}\n` : prettyEvent(ev));
   });
+}
+
+interface DiskUsageReply {
+  LayersSize?: number;
+  Images?: Array<{ Size: number; SharedSize: number; Containers: number }> | null;
+  Containers?: Array<{ State?: string; SizeRw?: number }> | null;
+  Volumes?: Array<{ UsageData?: { Size: number; RefCount: number } | null }> | null;
+  BuildCache?: Array<{ Size: number; InUse: boolean; Shared: boolean }> | null;
+  BuilderSize?: number;
+}
+
+/** One row of `system df`, with docker's column values (formatter.diskUsage*Context). */
+export class DiskUsageRow {
+  static goType = 'formatter.diskUsageContext';
+  constructor(readonly Type: string, readonly TotalCount: string, readonly Active: string, readonly Size: string, readonly Reclaimable: string) {}
+  /** docker marshals formatter contexts as a map: keys sorted. */
+  toJSON(): Record<string, string> {
+    return { Active: this.Active, Reclaimable: this.Reclaimable, Size: this.Size, TotalCount: this.TotalCount, Type: this.Type };
+  }
+}
+
+function withPercent(reclaimable: number, total: number): string {
+  return total > 0 ? `${humanSize(reclaimable)} (${Math.trunc((reclaimable * 100) / total)}%)` : humanSize(reclaimable);
+}
+
+export function diskUsageRows(du: DiskUsageReply): DiskUsageRow[] {
+  const images = du.Images ?? [];
+  const layers = du.LayersSize ?? 0;
+  let usedByContainers = 0;
+  for (const i of images) if (i.Containers !== 0 && i.Size !== -1 && i.SharedSize !== -1) usedByContainers += i.Size - i.SharedSize;
+  const containers = du.Containers ?? [];
+  const active = (s?: string): boolean => s === 'running' || s === 'paused' || s === 'restarting';
+  const ctrSize = containers.reduce((n, c) => n + (c.SizeRw ?? 0), 0);
+  const ctrFree = containers.reduce((n, c) => n + (active(c.State) ? 0 : (c.SizeRw ?? 0)), 0);
+  const volumes = (du.Volumes ?? []).map((v) => v.UsageData ?? { Size: -1, RefCount: 0 });
+  const volSized = volumes.filter((v) => v.Size !== -1);
+  const volSize = volSized.reduce((n, v) => n + v.Size, 0);
+  const volFree = volSized.reduce((n, v) => n + (v.RefCount === 0 ? v.Size : 0), 0);
+  const cache = du.BuildCache ?? [];
+  const builderSize = du.BuilderSize || cache.reduce((n, b) => n + (b.Shared ? 0 : b.Size), 0);
+  const cacheInUse = cache.reduce((n, b) => n + (b.InUse && !b.Shared ? b.Size : 0), 0);
+  return [
+    new DiskUsageRow('Images', String(images.length), String(images.filter((i) => i.Containers > 0).length), humanSize(layers), withPercent(layers - usedByContainers, layers)),
+    new DiskUsageRow('Containers', String(containers.length), String(containers.filter((c) => active(c.State)).length), humanSize(ctrSize), withPercent(ctrFree, ctrSize)),
+    new DiskUsageRow('Local Volumes', String(volumes.length), String(volumes.filter((v) => v.RefCount > 0).length), humanSize(volSize), withPercent(volFree, volSize)),
+    new DiskUsageRow('Build Cache', String(cache.length), String(cache.filter((b) => b.InUse).length), humanSize(builderSize), humanSize(builderSize - cacheInUse)),
+  ];
+}
+
+export async function diskUsageCommand(opts: { format?: string }, connect: () => Promise<EngineClient>): Promise<void> {
+  const client = await connect();
+  const du = await client.get<DiskUsageReply>('/system/df');
+  writeStdout(renderList(diskUsageRows(du), {
+    format: opts.format,
+    defaultTable: 'table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}',
+    headers: { Type: 'TYPE', TotalCount: 'TOTAL', Active: 'ACTIVE', Size: 'SIZE', Reclaimable: 'RECLAIMABLE' },
+  }));
 }

@@ -68,3 +68,9 @@ export function renderObject(value: unknown, format: string): string {
   const f = format === 'json' ? '{{json .}}' : format;
   return `${parseTemplate(f).execute(value)}\n`;
 }
+
+/** docker's stringid.TruncateID: "sha256:" dropped, 12 hex digits (the IMAGE ID / CONTAINER ID columns). */
+export function shortId(id: string): string {
+  const i = id.indexOf(':');
+  return (i >= 0 ? id.slice(i + 1) : id).slice(0, 12);
+}

@@ -8,6 +8,7 @@
 // A line that is not progress (no id) forgets the per-id positions, so a later operation's lines
 // (pull -a, several tags) are not rewritten into an earlier block.
 import { messageError, progressString, type JSONMessage } from '../../api/jsonmessage.ts';
+import { writeStdout } from '../../runtime/output.ts';
 
 export class StreamError extends Error {
   override name = 'StreamError';
@@ -136,4 +137,20 @@ function parseJSONLine(line: string): unknown {
 export async function displayJSONMessages(stream: AsyncIterable<Buffer | string>, opts: RenderOptions): Promise<void> {
   const r = new ProgressRenderer(opts);
   for await (const m of jsonLines(stream)) r.render(m as JSONMessage);
+}
+
+/**
+ * A daemon's progress answer (pull, push, load, build) rendered on this process's stdout as the
+ * docker CLI does: in place on a terminal, plain lines otherwise. Rejects with StreamError when
+ * the stream carries an error.
+ */
+export function printProgress(stream: AsyncIterable<Buffer | string>, onAux?: (m: JSONMessage) => void): Promise<void> {
+  const out = process.stdout;
+  return displayJSONMessages(stream, {
+    // Synchronous, as every other CLI output, so lines never reorder around it.
+    write: writeStdout,
+    isTerminal: Boolean(out.isTTY),
+    columns: () => out.columns || 80,
+    onAux,
+  });
 }
