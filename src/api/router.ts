@@ -54,6 +54,11 @@ export interface RequestContext {
   progress(): ProgressStream;
   /** Takes over the connection (attach, exec): 101 UPGRADED when the client asked for it. */
   hijack(opts?: HijackOptions): HijackedConnection;
+  /**
+   * For other upgrade protocols (websockets: ws's handleUpgrade(req, socket, head, …)): the raw
+   * socket and the bytes read past the request, with nothing written yet. Only when `upgrade`.
+   */
+  rawUpgrade(): { socket: import('node:net').Socket; head: Buffer };
 }
 
 export type RouteHandler = (ctx: RequestContext) => unknown | Promise<unknown>;

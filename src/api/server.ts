@@ -113,6 +113,13 @@ export class ApiServer {
       jsonStream: () => { streamed = true; return new JsonLineWriter(res); },
       progress: () => { streamed = true; return new ProgressStream(res); },
       hijack: (opts?: HijackOptions) => { hijacked = true; return hijack(req, res, upgrade, opts); },
+      rawUpgrade: () => {
+        if (!upgrade) throw new Error('rawUpgrade() on a request without Connection: Upgrade');
+        hijacked = true;
+        const socket = req.socket as Socket;
+        res.detachSocket(socket);
+        return { socket, head: upgrade.head };
+      },
     };
     try {
       await match.handler(ctx);

@@ -238,17 +238,6 @@ function cidrString(c: Cidr): string {
   return `${text}/${c.bits}`;
 }
 
-function cidrContains(c: Cidr, ip: string): boolean {
-  const b = ipBytes(ip);
-  if (!b || b.length !== c.bytes.length) return false;
-  for (let i = 0; i < b.length; i++) {
-    const keep = Math.max(0, Math.min(8, c.bits - i * 8));
-    const mask = (0xff << (8 - keep)) & 0xff;
-    if ((b[i] & mask) !== c.bytes[i]) return false;
-  }
-  return true;
-}
-
 /** Loopback is always insecure-allowed, as dockerd adds 127.0.0.0/8 itself. */
 const LOOPBACK_CIDR = '127.0.0.0/8';
 
@@ -282,28 +271,6 @@ export function registryServiceConfig(cfg: Pick<DaemonConfig, 'insecureRegistrie
     IndexConfigs: index,
     Mirrors: [...cfg.registryMirrors],
   };
-}
-
-/**
- * May Berth talk plain HTTP (or skip TLS verification) to this registry host ("host" or
- * "host:port")? True for loopback addresses, `localhost`, exactly the names listed in
- * insecure-registries ("reg:5000" does not cover "reg:5001", as dockerd), and IP literals inside a
- * listed CIDR. Hostnames are not resolved (dockerd resolves them and
- * checks the addresses against the CIDRs; a name that must be insecure can be listed by name).
- */
-export function isInsecureRegistry(cfg: Pick<DaemonConfig, 'insecureRegistries'>, hostPort: string): boolean {
-  if (cfg.insecureRegistries.includes(hostPort)) return true;
-  let host = hostPort;
-  const bracket = /^\[([^\]]+)\](?::\d+)?$/.exec(hostPort);
-  if (bracket) host = bracket[1];
-  else if (/^[^:]+:\d+$/.test(hostPort)) host = hostPort.slice(0, hostPort.lastIndexOf(':'));
-  if (host === 'localhost' || host === '::1') return true;
-  if (!isIP(host)) return false;
-  for (const r of [...cfg.insecureRegistries, LOOPBACK_CIDR]) {
-    const c = parseCidr(r);
-    if (c && cidrContains(c, host)) return true;
-  }
-  return false;
 }
 
 export interface ParsedHost { proto: 'unix'; path: string; address: string }

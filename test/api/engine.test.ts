@@ -8,7 +8,7 @@ import { MetadataDb, MetadataDbError, registerMigrations, type Migration } from 
 import { FilterArgs, InvalidFilterError } from '../../src/engine/filters.ts';
 import { EventBus, encodeEvent, eventFilter } from '../../src/engine/events.ts';
 import {
-  DaemonConfigError, isInsecureRegistry, loadDaemonConfig, normaliseInsecureRegistry, registryServiceConfig,
+  DaemonConfigError, loadDaemonConfig, normaliseInsecureRegistry, registryServiceConfig,
 } from '../../src/engine/config.ts';
 
 function tmp(): string {
@@ -158,21 +158,11 @@ describe('daemon configuration', () => {
     }
   });
 
-  test('registry rules: CIDRs as Go prints them, loopback always insecure', () => {
+  test('registry config for /info: CIDRs as Go prints them, loopback always insecure', () => {
     const cfg = { insecureRegistries: ['10.1.2.3/16', 'fd00::1/64', 'reg.test:5000', 'plain.test'], registryMirrors: [] };
     const rc = registryServiceConfig(cfg);
     assert.deepEqual(rc.InsecureRegistryCIDRs, ['10.1.0.0/16', 'fd00::/64', '127.0.0.0/8']);
     assert.deepEqual(Object.keys(rc.IndexConfigs).sort(), ['docker.io', 'plain.test', 'reg.test:5000']);
-    assert.ok(isInsecureRegistry(cfg, 'localhost:5000'));
-    assert.ok(isInsecureRegistry(cfg, '127.0.0.1:5000'));
-    assert.ok(isInsecureRegistry(cfg, '[::1]:5000'));
-    assert.ok(isInsecureRegistry(cfg, '10.1.200.7:443'));
-    assert.ok(isInsecureRegistry(cfg, 'reg.test:5000'));
-    assert.ok(isInsecureRegistry(cfg, 'plain.test'));
-    assert.ok(!isInsecureRegistry(cfg, 'plain.test:8080'), 'listed names match exactly, as dockerd');
-    assert.ok(!isInsecureRegistry(cfg, 'reg.test:5001'));
-    assert.ok(!isInsecureRegistry(cfg, '10.2.0.1'));
-    assert.ok(!isInsecureRegistry(cfg, 'registry-1.docker.io'));
     assert.throws(() => normaliseInsecureRegistry('-bad'), /Cannot begin or end with a hyphen/);
     assert.throws(() => normaliseInsecureRegistry('ftp://x'), /should not contain '::\/\/'|should not contain ':\/\/'/);
   });

@@ -81,6 +81,11 @@ const testModule: ApiModule = {
       p.status(`Status: Downloaded newer image for ${from}:latest`);
       p.end();
     });
+    r.get('/test/ws', (ctx) => {
+      if (!ctx.upgrade) { ctx.json({ upgrade: false }); return; }
+      const { socket, head } = ctx.rawUpgrade();
+      socket.end(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nhead=${head.toString()}`);
+    });
     r.post('/containers/{id}/attach', (ctx) => {
       const { socket } = ctx.hijack({ contentType: MEDIA_TYPE_MULTIPLEXED_STREAM });
       socket.write(muxFrame(STDOUT, 'hello\n'));
@@ -279,4 +284,23 @@ test('hijack: 101 UPGRADED, raw stdcopy frames both ways', async () => {
   assert.equal(head, `HTTP/1.1 101 UPGRADED\r\nContent-Type: ${MEDIA_TYPE_MULTIPLEXED_STREAM}\r\nConnection: Upgrade\r\nUpgrade: tcp`);
   assert.deepEqual(frames, [[1, 'hello\n'], [2, 'ping']]);
   assert.equal(demux.leftover, 0);
+});
+
+test('rawUpgrade: another protocol (websocket-style) gets the bare socket and the early bytes', async () => {
+  const s = connect(sock);
+  let text = '';
+  s.on('data', (b: Buffer) => { text += b.toString(); });
+  const closed = new Promise<void>((resolve) => s.on('close', () => resolve()));
+  s.write('GET /test/ws HTTP/1.1\r\nHost: api\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nearly');
+  await closed;
+  assert.equal(text, 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nhead=early');
+  assert.deepEqual((await req('GET', '/test/ws')).json(), { upgrade: false });
+  // An upgrade request to an ordinary route gets an ordinary answer, then the connection closes.
+  const s2 = connect(sock);
+  let t2 = '';
+  s2.on('data', (b: Buffer) => { t2 += b.toString(); });
+  const c2 = new Promise<void>((resolve) => s2.on('close', () => resolve()));
+  s2.write('GET /v1.47/version HTTP/1.1\r\nHost: api\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n');
+  await c2;
+  assert.match(t2, /^HTTP\/1\.1 200 OK\r\n[\s\S]*"ApiVersion":"1\.47"/);
 });
