@@ -102,7 +102,10 @@ export async function startDaemonInBackground(g: GlobalOptions, host: ResolvedHo
   if (g.configFile) args.push('--config-file', g.configFile);
   if (g.debug) args.push('--debug');
   if (process.stderr.isTTY) process.stderr.write(`Starting the Berth daemon (log: ${logFile})\n`);
-  const child = spawn(cmd, args, { detached: true, stdio: ['ignore', logFd, logFd], env, cwd: '/' });
+  // cwd "/" so the daemon does not keep the user's directory busy; from source (node --import tsx)
+  // the loader is resolved from the cwd, so keep it there.
+  const cwd = process.execArgv.length ? process.cwd() : '/';
+  const child = spawn(cmd, args, { detached: true, stdio: ['ignore', logFd, logFd], env, cwd });
   closeSync(logFd);
   let exited: number | null | undefined;
   child.on('exit', (code, signal) => { exited = code ?? (signal ? 128 : 1); });
