@@ -12,7 +12,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
 import type { IncomingMessage } from 'node:http';
 import { BlockList, isIP } from 'node:net';
-import { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { hasherFor, parseDigest } from '../digest.ts';
 import { formatPlatform, hostPlatform, listPlatforms, normalizePlatform, platformMatches, selectManifest } from '../platform.ts';
 import { familiarName, familiarString, manifestReference, registryHost, type Reference } from '../reference.ts';
@@ -828,7 +828,7 @@ export class RegistryClient {
     if (buffer && buffer.length !== desc.size) {
       throw new RegistryError('SIZE_MISMATCH', `blob ${desc.digest} is ${buffer.length} bytes, but its descriptor says ${desc.size}`);
     }
-    const open = (): Readable => (buffer ? Readable.from([buffer]) : (source as { open(): Readable }).open());
+    const open = (): Readable => (buffer ? Readable.from([buffer]) : sizeChecked((source as { open(): Readable }).open(), desc));
 
     if (desc.size <= threshold) {
       // Monolithic: the whole blob in the PUT that closes the upload.
@@ -913,6 +913,28 @@ export class RegistryClient {
       throw new RegistryError('DIGEST_MISMATCH', `the registry stored blob ${digest} of ${describe(repo)} as ${reported}`);
     }
   }
+}
+
+/**
+ * Fails a source stream that is longer or shorter than its descriptor: the request promised
+ * that many bytes (Content-Length), and a short body would leave the registry waiting.
+ */
+function sizeChecked(src: Readable, desc: { digest: Digest; size: number }): Readable {
+  let n = 0;
+  const t = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      n += chunk.length;
+      if (n > desc.size) cb(new RegistryError('SIZE_MISMATCH', `the source of blob ${desc.digest} has more than the ${desc.size} bytes its descriptor says`));
+      else cb(null, chunk);
+    },
+    flush(cb) {
+      if (n === desc.size) cb();
+      else cb(new RegistryError('SIZE_MISMATCH', `the source of blob ${desc.digest} had ${n} bytes, but its descriptor says ${desc.size}`));
+    },
+  });
+  src.once('error', (err) => t.destroy(err));
+  t.once('close', () => src.destroy());
+  return src.pipe(t);
 }
 
 // ---------------------------------------------------------------------------------------------
