@@ -48,6 +48,11 @@ export interface TokenServerOptions {
   expiresIn?: number;
   /** Repositories anonymous clients may pull, by prefix (default ['public/']). */
   anonymousPull?: string[];
+  /**
+   * Issue this many tokens already expired (their JWT `exp` is in the past while expires_in
+   * promises 300 s), as a revoked or clock-skewed token looks to a client: the registry refuses it.
+   */
+  expireFirst?: number;
 }
 
 export interface TokenRequestRecord {
@@ -67,6 +72,8 @@ export interface TokenServer {
   requests: TokenRequestRecord[];
   /** Refresh tokens handed out by the OAuth2 POST flow (identity tokens, in docker's words). */
   refreshTokens: Map<string, string>;
+  /** The next n tokens are issued already expired (see TokenServerOptions.expireFirst). */
+  expireNextTokens(n: number): void;
   close(): Promise<void>;
 }
 
@@ -202,10 +209,16 @@ async function startTokenServer(dir: string, users: Record<string, string>, opts
     return out;
   };
 
+  let toExpire = opts.expireFirst ?? 0;
   const sign = (user: string | undefined, access: TokenAccess[]): string => {
     const now = Math.floor(Date.now() / 1000);
     const header = { typ: 'JWT', alg: 'RS256', x5c: [certDer.toString('base64')] };
-    const claims = { iss: issuer, sub: user ?? '', aud: service, exp: now + expiresIn, nbf: now - 10, iat: now, jti: randomBytes(8).toString('hex'), access };
+    const expired = toExpire > 0;
+    if (expired) toExpire--;
+    const claims = {
+      iss: issuer, sub: user ?? '', aud: service, exp: expired ? now - 120 : now + expiresIn, nbf: now - (expired ? 600 : 10),
+      iat: expired ? now - 600 : now, jti: randomBytes(8).toString('hex'), access,
+    };
     const input = `${base64url(JSON.stringify(header))}.${base64url(JSON.stringify(claims))}`;
     const signature = createSign('RSA-SHA256').update(input).sign(key);
     return `${input}.${base64url(signature)}`;
@@ -301,6 +314,9 @@ async function startTokenServer(dir: string, users: Record<string, string>, opts
     requests,
     refreshTokens,
     certPath,
+    expireNextTokens: (n: number) => {
+      toExpire = n;
+    },
     close: () => new Promise<void>((resolve) => {
       server.closeAllConnections();
       server.close(() => resolve());
