@@ -85,8 +85,11 @@ function decodeAuth(auth: string, where: string): { username: string; password: 
 
 function entryToCredentials(e: AuthEntry, where: string): Credentials | undefined {
   const c: Credentials = {};
-  if (e.auth) Object.assign(c, decodeAuth(e.auth, where));
-  else {
+  if (e.auth) {
+    const { username, password } = decodeAuth(e.auth, where);
+    if (username) c.username = username;
+    if (password) c.password = password;
+  } else {
     if (e.username) c.username = e.username;
     if (e.password) c.password = e.password;
   }
