@@ -13,7 +13,7 @@ import {
   type Credentials,
 } from '../../src/image/registry/index.ts';
 import { buildBusyboxLayout, pushLayout, tempLayoutDir, type Layout } from '../helpers/images.ts';
-import { startRegistry, TEST_PASSWORD, TEST_USER, type TestRegistry } from '../helpers/registry.ts';
+import { startProxy, startRegistry, TEST_PASSWORD, TEST_USER, type TestRegistry } from '../helpers/registry.ts';
 
 const CREDS: Credentials = { username: TEST_USER, password: TEST_PASSWORD };
 const CREDS_STRING = `${TEST_USER}:${TEST_PASSWORD}`;
@@ -67,6 +67,32 @@ describe('htpasswd (basic auth)', () => {
     assert.equal(e.status, 401);
     await rejectsWith(withCreds(reg.host, { username: TEST_USER, password: 'wrong' }).resolve(parseDockerReference(`${reg.host}/private/busybox`)),
       'UNAUTHORIZED', 'unauthorized: authentication required');
+  });
+
+  test('a blob redirect to another host is followed without the registry\'s credentials', async () => {
+    // Like a registry on S3: the blob GET answers 307 to storage elsewhere. Here "elsewhere" is a
+    // second, open registry holding the same blob, seen through a recording proxy.
+    const storage = await startRegistry();
+    const front = await startProxy(reg);
+    const storageProxy = await startProxy(storage);
+    try {
+      await pushLayout(busybox, storage.host, 'private/busybox:latest');
+      front.handler = (req) => (req.method === 'GET' && req.url.includes('/blobs/sha256:')
+        ? { kind: 'respond', status: 307, headers: { location: `${storageProxy.url}${req.url}` } } : undefined);
+      const layer = busybox.images[0]!.layers[0]!;
+      const c = withCreds(front.host, CREDS);
+      const got = await c.fetchBlob(parseDockerReference(`${front.host}/private/busybox`), layer);
+      assert.equal(got.length, layer.size);
+      const atFront = front.requests.filter((r) => r.url.includes('/blobs/'));
+      assert.match(String(atFront[0]?.headers.authorization), /^Basic /, 'the registry got the credentials');
+      const atStorage = storageProxy.requests.filter((r) => r.url.includes('/blobs/'));
+      assert.equal(atStorage.length, 1, 'the redirect was followed');
+      assert.equal(atStorage[0]!.headers.authorization, undefined, 'no credentials to another host');
+    } finally {
+      await front.close();
+      await storageProxy.close();
+      await storage.stop();
+    }
   });
 
   test('login: ok with the right password, docker\'s message with a wrong one', async () => {
