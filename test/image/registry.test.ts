@@ -2,7 +2,7 @@
 // images that skopeo pushed: resolving (OCI, Docker schema2, indexes with platform selection),
 // blobs (verified, from an offset, resumed after a cut connection), and the errors users see.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -341,6 +341,26 @@ describe('faults between client and registry', () => {
     } finally {
       proxy.handler = () => undefined;
     }
+  });
+
+  test('a consumer that pauses longer than the idle timeout does not cause a reconnect', async () => {
+    const data = randomBytes(16 << 20);
+    const desc = { digest: `sha256:${createHash('sha256').update(data).digest('hex')}`, size: data.length };
+    await client.pushBlob(ref('slow/blob'), desc, data);
+    proxy.requests.length = 0;
+    const c = new RegistryClient({ idleTimeoutMs: 300 });
+    const { stream } = await c.openBlob(parseDockerReference(`${proxy.host}/slow/blob`), desc);
+    const chunks: Buffer[] = [];
+    let paused = false;
+    for await (const chunk of stream) {
+      chunks.push(chunk as Buffer);
+      if (!paused) {
+        paused = true;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+    assert.ok(Buffer.concat(chunks).equals(data));
+    assert.equal(proxy.requests.filter((r) => r.url.includes('/blobs/')).length, 1, 'one GET: the paused connection was kept');
   });
 
   test('5xx answers are retried with backoff, a bounded number of times', async () => {

@@ -155,6 +155,8 @@ interface HostState {
   base: string;
   tls: TlsSettings;
   challenges: Challenge[];
+  /** What GET /v2/ answered when the host was first probed. */
+  pingStatus: number;
 }
 
 interface CallOptions {
@@ -316,7 +318,7 @@ export class RegistryClient {
     const secureTls: TlsSettings = { verify: true, ca: this.opts.ca };
     if (!insecure) {
       const r = await this.pingAt(`https://${apiHost}`, secureTls, signal, this.opts.attempts);
-      return { domain, base: r.url, tls: secureTls, challenges: r.challenges };
+      return { domain, base: r.url, tls: secureTls, challenges: r.challenges, pingStatus: r.status };
     }
     const insecureTls: TlsSettings = { verify: false, ca: this.opts.ca };
     const known = knownSchemes.get(apiHost);
@@ -324,7 +326,7 @@ export class RegistryClient {
       try {
         const r = await this.pingAt(`https://${apiHost}`, insecureTls, signal, known === 'https' ? this.opts.attempts : 1);
         knownSchemes.set(apiHost, 'https');
-        return { domain, base: r.url, tls: insecureTls, challenges: r.challenges };
+        return { domain, base: r.url, tls: insecureTls, challenges: r.challenges, pingStatus: r.status };
       } catch (err) {
         if (!(err instanceof RegistryError) || err.code !== 'NETWORK') throw err;
         // Not TLS (or nothing listening): fall back to plain HTTP, as dockerd does for insecure registries.
@@ -332,13 +334,16 @@ export class RegistryClient {
     }
     const r = await this.pingAt(`http://${apiHost}`, insecureTls, signal, this.opts.attempts);
     knownSchemes.set(apiHost, 'http');
-    return { domain, base: r.url, tls: insecureTls, challenges: r.challenges };
+    return { domain, base: r.url, tls: insecureTls, challenges: r.challenges, pingStatus: r.status };
   }
 
   private host(domain: string, signal?: AbortSignal): Promise<HostState> {
     let p = this.hosts.get(domain);
+    if (signal?.aborted) return Promise.reject(new RegistryError('ABORTED', 'aborted'));
     if (!p) {
-      p = this.probe(domain, signal);
+      // Shared by every caller, so one caller's AbortSignal must not cancel it for the others;
+      // it is bounded by the retry limit and the idle timeout instead.
+      p = this.probe(domain);
       p.catch(() => this.hosts.delete(domain));
       this.hosts.set(domain, p);
     }
@@ -347,8 +352,23 @@ export class RegistryClient {
 
   /** GET /v2/: which URL answers and what authentication it asks for. */
   async ping(domain: string, opts: { signal?: AbortSignal } = {}): Promise<PingResult> {
+    const known = this.hosts.has(domain);
     const h = await this.host(domain, opts.signal);
+    // A first probe has just pinged; later calls ask again (the answer may have changed).
+    if (!known) return { url: h.base, status: h.pingStatus, challenges: h.challenges };
     return this.pingAt(h.base, h.tls, opts.signal, this.opts.attempts);
+  }
+
+  /** Runs fn again after retryable failures (5xx, connection errors), with backoff. */
+  private async retrying<T>(fn: () => Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (!(err instanceof RegistryError) || !err.retryable || attempt >= this.opts.attempts) throw err;
+        await sleep(this.backoff(attempt), signal);
+      }
+    }
   }
 
   private backoff(attempt: number): number {
@@ -363,9 +383,9 @@ export class RegistryClient {
     if (bearer) {
       if (creds?.registryToken) return `Bearer ${creds.registryToken}`;
       const key = TokenCache.key(bearer, scopes, creds);
-      const t = await this.tokens.get(key, () => fetchToken({
+      const t = await this.tokens.get(key, () => this.retrying(() => fetchToken({
         challenge: bearer, scopes, credentials: creds, clientId: 'berth', userAgent: this.userAgent, tls: this.tokenTls(h, bearer), signal,
-      }));
+      }), signal));
       return `Bearer ${t.token}`;
     }
     if (h.challenges.some((c) => c.scheme === 'basic') && hasCredentials(creds) && (creds.username || creds.password)) {
@@ -729,6 +749,7 @@ export class RegistryClient {
     const stream = new BlobStream({
       size: desc.size, offset, where, hash: verify ? hasherFor(desc.digest) : undefined, digest: desc.digest,
       maxResumes: this.opts.maxBlobResumes,
+      idleTimeoutMs: this.opts.idleTimeoutMs,
       reopen: async (at) => this.blobRequest(repo, desc.digest, at, opts.signal),
       backoff: (n) => sleep(this.backoff(n), opts.signal),
     });
@@ -1024,6 +1045,7 @@ interface BlobStreamInit {
   where: string;
   hash?: Hash;
   maxResumes: number;
+  idleTimeoutMs: number;
   reopen(at: number): Promise<HttpResponse>;
   backoff(n: number): Promise<void>;
 }
@@ -1100,7 +1122,11 @@ class BlobStream extends Readable {
       }
       this.pos += chunk.length;
       this.init.hash?.update(chunk);
-      if (!this.push(chunk)) body.pause();
+      if (!this.push(chunk)) {
+        body.pause();
+        // A consumer that is slow to drain (a busy disk) is not a dead connection.
+        body.socket?.setTimeout(0);
+      }
     });
     body.once('end', () => {
       if (this.finished || this.res !== body) return;
@@ -1158,7 +1184,10 @@ class BlobStream extends Readable {
   }
 
   override _read(): void {
-    this.res?.resume();
+    if (this.res?.isPaused()) {
+      this.res.socket?.setTimeout(this.init.idleTimeoutMs);
+      this.res.resume();
+    }
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
