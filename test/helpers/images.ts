@@ -14,7 +14,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
-  chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync,
+  chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -360,6 +360,7 @@ export function skopeoEnv(): NodeJS.ProcessEnv {
     const d = mkdtempSync(join(tmpdir(), 'berth-skopeo-auth-'));
     isolatedAuthFile = join(d, 'auth.json');
     writeFileSync(isolatedAuthFile, '{"auths":{}}');
+    process.on('exit', () => rmSync(d, { recursive: true, force: true }));
   }
   return { ...process.env, REGISTRY_AUTH_FILE: isolatedAuthFile };
 }
@@ -386,10 +387,15 @@ export async function pushLayout(layout: Layout, registryHost: string, name: str
   if (layout.index) args.push('--all');
   // as built, byte for byte, so tests can compare digests with the layout's
   if (opts.format === undefined || opts.format === 'oci') args.push('--preserve-digests');
-  const digestFile = join(mkdtempSync(join(tmpdir(), 'berth-skopeo-')), 'digest');
+  const digestDir = mkdtempSync(join(tmpdir(), 'berth-skopeo-'));
+  const digestFile = join(digestDir, 'digest');
   args.push('--digestfile', digestFile, `oci:${layout.dir}:${layout.tag}`, `docker://${registryHost}/${dest}`);
-  await runAsync('skopeo', args, { env: skopeoEnv() });
-  return readFileSync(digestFile, 'utf8').trim();
+  try {
+    await runAsync('skopeo', args, { env: skopeoEnv() });
+    return readFileSync(digestFile, 'utf8').trim();
+  } finally {
+    rmSync(digestDir, { recursive: true, force: true });
+  }
 }
 
 /** Pushes the same image bytes again under another name, for mount and 404 tests. */
