@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
   credentialKey, CredentialsError, CredentialStore, decodeRegistryAuthHeader, encodeRegistryAuthHeader, formatDistributionError,
-  parseManifestBytes, parseWWWAuthenticate, RegistryError,
+  parseManifestBytes, parseWWWAuthenticate, RegistryClient, RegistryError,
 } from '../../src/image/registry/index.ts';
 import { errorFromResponse, redactUrl } from '../../src/image/registry/errors.ts';
 import { MediaType } from '../../src/image/types.ts';
@@ -72,6 +72,16 @@ describe('errors', () => {
     assert.equal(redactUrl('https://u:p@r/v2/x/blobs/uploads/1?_state=abc&digest=sha256:1'),
       'https://r/v2/x/blobs/uploads/1?_state=REDACTED&digest=sha256%3A1');
     assert.equal(redactUrl('https://s3/b?X-Amz-Signature=zz&ok=1'), 'https://s3/b?X-Amz-Signature=REDACTED&ok=1');
+  });
+});
+
+describe('insecure registries', () => {
+  test('loopback and localhost always; others when listed by host, host:port or CIDR', async () => {
+    const c = new RegistryClient({ insecureRegistries: ['reg.example:5000', 'plain.example', '10.1.0.0/16', 'fd00:1::/32'] });
+    for (const h of ['127.0.0.1:5000', '127.8.9.10', '[::1]:5000', 'localhost', 'localhost:5000', 'x.localhost:1', 'reg.example:5000',
+      'plain.example:443', '10.1.2.3:5000', '[fd00:1:2::3]:80']) assert.ok(await c.isInsecure(h), h);
+    for (const h of ['reg.example:5001', 'registry-1.docker.io', '10.2.0.1', '[fd00:2::1]:80', '192.0.2.1:5000']) assert.ok(!(await c.isInsecure(h)), h);
+    assert.throws(() => new RegistryClient({ insecureRegistries: ['10.0.0.0/99'] }), /invalid insecure registry "10\.0\.0\.0\/99"/);
   });
 });
 

@@ -243,9 +243,14 @@ export class RegistryClient {
     for (const entry of options.insecureRegistries ?? []) {
       const e = entry.trim().replace(/^[a-z]+:\/\//i, '').replace(/\/+$/, '').toLowerCase();
       const slash = e.indexOf('/');
-      if (slash !== -1 && isIP(e.slice(0, slash))) {
+      if (slash !== -1) {
+        const ip = e.slice(0, slash);
+        const family = isIP(ip);
         const bits = Number(e.slice(slash + 1));
-        this.insecureCidrs.addSubnet(e.slice(0, slash), bits, isIP(e.slice(0, slash)) === 6 ? 'ipv6' : 'ipv4');
+        if (!family || !Number.isInteger(bits) || bits < 0 || bits > (family === 6 ? 128 : 32)) {
+          throw new RegistryError('UNSUPPORTED', `invalid insecure registry ${JSON.stringify(entry)}: expected host, host:port or a CIDR such as 10.0.0.0/8`);
+        }
+        this.insecureCidrs.addSubnet(ip, bits, family === 6 ? 'ipv6' : 'ipv4');
         this.hasCidrs = true;
       } else {
         this.insecureHosts.add(e);
