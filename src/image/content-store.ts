@@ -252,6 +252,49 @@ export class ContentStore {
   }
 
   /**
+   * Stores a stream whose digest may not be known in advance (a layer inside an uploaded archive,
+   * an imported rootfs): written to a one-shot temp file while hashed, verified against
+   * `expected` when given, then published. Nothing is left behind on failure. Not resumable.
+   */
+  async writeStream(source: AsyncIterable<Uint8Array>, expected: { digest?: Digest; size?: number } = {}): Promise<BlobInfo & { created: boolean }> {
+    const algorithm = expected.digest ? parseDigest(expected.digest).algorithm : 'sha256';
+    await this.init();
+    const tmp = join(this.ingestDir, `tmp-${randomBytes(8).toString('hex')}`);
+    const fh = await open(tmp, 'wx', 0o644);
+    const hash = createHash(algorithm);
+    let size = 0;
+    let digest: Digest;
+    try {
+      for await (const chunk of source) {
+        size += chunk.length;
+        if (expected.size !== undefined && size > expected.size) {
+          throw new ContentError('size-mismatch', expected.digest ?? '', `blob ${expected.digest ?? ''}: more than the expected ${expected.size} bytes`);
+        }
+        hash.update(chunk);
+        await fh.write(chunk);
+      }
+      if (expected.size !== undefined && size !== expected.size) {
+        throw new ContentError('size-mismatch', expected.digest ?? '', `blob ${expected.digest ?? ''}: expected ${expected.size} bytes, got ${size}`);
+      }
+      digest = `${algorithm}:${hash.digest('hex')}`;
+      if (expected.digest !== undefined && digest !== expected.digest) {
+        throw new ContentError('digest-mismatch', expected.digest, `blob ${expected.digest}: the data hashes to ${digest}`);
+      }
+      await fh.sync();
+      await fh.close();
+    } catch (err) {
+      await fh.close().catch(() => {});
+      await rm(tmp, { force: true });
+      throw err;
+    }
+    // `created` tells a caller that may have to undo its work whether the blob is its own.
+    const created = !existsSync(this.path(digest));
+    if (created) await this.publish(tmp, digest);
+    else await rm(tmp, { force: true });
+    return { ...(await this.info(digest)), created };
+  }
+
+  /**
    * Opens (or resumes) the ingest of one expected blob. If this process is already writing the
    * same digest, waits until that writer is finished first. If the blob is present, the returned
    * ingest is `complete` and needs nothing written.
