@@ -157,7 +157,9 @@ function startDaemon(name, cmd, cmdArgs, env = process.env) {
   const logFile = join(work, `${name}.log`);
   const fd = openSync(logFile, 'a');
   // detached: its own process group, so a Ctrl-C on the terminal reaches us first and we stop it.
-  const child = spawn(cmd, cmdArgs, { env, stdio: ['ignore', fd, fd], detached: true });
+  // setpriv --pdeathsig: should this process die without cleaning up (SIGKILL), the daemon gets
+  // SIGTERM, and the private mount namespace, with every mount the daemons made, goes with them.
+  const child = spawn('setpriv', ['--pdeathsig', 'TERM', cmd, ...cmdArgs], { env, stdio: ['ignore', fd, fd], detached: true });
   closeSync(fd);
   const d = { name, child, pid: child.pid, logFile, exited: false };
   d.exit = new Promise((resolve) => { child.on('exit', () => { d.exited = true; resolve(); }); child.on('error', () => { d.exited = true; resolve(); }); });
@@ -245,6 +247,9 @@ async function cleanup() {
   rmSync(work, { recursive: true, force: true });
   if (existsSync(work)) log(`could not remove ${work}`);
 }
+// A closed pipe on our output (`| head`) must not kill us before the daemons are stopped.
+process.stdout.on('error', () => {});
+process.stderr.on('error', () => {});
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => { log(`${sig}: cleaning up`); cleanup().finally(() => process.exit(130)); });
 
 // Host paths peers create when not kept private, outside /run and /var/lib (which are private here).
