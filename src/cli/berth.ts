@@ -10,6 +10,8 @@ import { ApiResponseError, DaemonConnectionError } from './client.ts';
 import { connectClient, HostError, type GlobalOptions } from './connect.ts';
 import { diskUsageCommand, eventsCommand, ExitError, infoCommand, versionCommand } from './commands/system.ts';
 import { TemplateError } from './format/template.ts';
+import { registerImageCommands } from './commands/register-images.ts';
+import { rewriteHistoryHuman } from './commands/images.ts';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
@@ -98,6 +100,7 @@ export function buildProgram(): Command {
     .description('show disk usage')
     .option('--format <template>', 'format the output using a Go template (or "json")')
     .action((opts: { format?: string }) => diskUsageCommand(opts, connect));
+  registerImageCommands(program, system, connect);
   return program;
 }
 
@@ -112,7 +115,7 @@ export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   program.configureOutput({ writeOut: writeStdout, writeErr: writeStderr });
   try {
-    await program.parseAsync(argv, { from: 'user' });
+    await program.parseAsync(rewriteHistoryHuman(argv), { from: 'user' });
     return 0;
   } catch (e) {
     if (e instanceof CommanderError) {

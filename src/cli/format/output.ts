@@ -31,7 +31,8 @@ export function prepareFormat(format: string): { table: boolean; template: strin
   } else if (f === 'json') {
     f = '{{json .}}';
   }
-  f = f.trim().replace(/\\t/g, '\t').replace(/\\n/g, '\n');
+  // docker trims spaces only (strings.Trim(f, " ")): a format's own newlines stay.
+  f = f.replace(/^ +| +$/g, '').replace(/\\t/g, '\t').replace(/\\n/g, '\n');
   return { table, template: f };
 }
 

@@ -373,7 +373,10 @@ export function goJSON(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(goJSON).join(',')}]`;
   if (v instanceof Map) return goJSON(Object.fromEntries(v));
   if (typeof v === 'object') {
-    const maybe = v as { toJSON?: () => unknown };
+    const maybe = v as { toJSON?: () => unknown; marshalJSON?: () => string };
+    // Go's json.Marshaler: the value's own JSON text, used as is (docker's formatter contexts
+    // marshal with HTML escaping, which the json function itself does not add).
+    if (typeof maybe.marshalJSON === 'function') return maybe.marshalJSON();
     if (typeof maybe.toJSON === 'function') return goJSON(maybe.toJSON());
     const parts: string[] = [];
     for (const [k, val] of Object.entries(v as Record<string, unknown>)) {
