@@ -25,8 +25,10 @@ import { extract as tarExtract, pack as tarPack, type Pack } from 'tar-stream';
 import type { ContentStore } from './content-store.ts';
 import { chainIds, isDigest, parseDigest, sha256Digest } from './digest.ts';
 import { hostPlatform, normalizePlatform, selectManifest } from './platform.ts';
+import type { GcLock } from './gc-lock.ts';
+import type { ImageStore } from './image-store.ts';
 import {
-  familiarName, familiarString, parseNormalizedReference, referenceString, type Reference,
+  familiarName, familiarString, parseAnyReference, parseNormalizedReference, referenceName, referenceString, type Reference,
 } from './reference.ts';
 import type { Snapshotter } from './snapshots.ts';
 import {
@@ -976,4 +978,192 @@ export function applyChanges(base: ContainerConfig, changes: string[]): Containe
     }
   }
   return cfg;
+}
+
+// ─── operations over the stores (save / load / import as the API runs them) ─────────────────────
+
+export interface ArchiveStores {
+  content: ContentStore;
+  snapshots: Snapshotter;
+  images: ImageStore;
+  /** Held shared while content is added, so a concurrent prune cannot collect it half-way. */
+  lock: GcLock;
+  /** Publishes an image event (docker: save, load, import, tag, untag). */
+  event?: (action: string, id: string, attributes?: Record<string, string>) => void;
+}
+
+export class ImageNotFoundError extends Error {
+  override name = 'ImageNotFoundError';
+  constructor(readonly ref: string) {
+    super(`No such image: ${ref}`);
+  }
+}
+
+/**
+ * Resolves `docker save` arguments as docker does: a tagged name saves that tag, a bare
+ * repository name saves every tag of it, an ID (or ID prefix) saves the image untagged.
+ */
+export function resolveSaveNames(images: ImageStore, names: string[]): Map<Digest, Reference[]> {
+  const out = new Map<Digest, Reference[]>();
+  const add = (id: Digest, ref?: Reference): void => {
+    const refs = out.get(id) ?? [];
+    if (ref && !refs.some((r) => referenceString(r) === referenceString(ref))) refs.push(ref);
+    out.set(id, refs);
+  };
+  for (const name of names) {
+    let parsed: Reference | undefined;
+    try {
+      const any = parseAnyReference(name);
+      if (any.kind === 'reference') parsed = any.reference;
+    } catch {
+      parsed = undefined;
+    }
+    if (parsed && parsed.tag === undefined && parsed.digest === undefined) {
+      const repo = referenceName(parsed);
+      const tagged = images.allReferences().filter((r) => r.repository === repo && r.tag !== undefined);
+      if (tagged.length) {
+        for (const r of tagged) add(r.imageId, { domain: parsed.domain, path: parsed.path, tag: r.tag });
+        continue;
+      }
+    }
+    const found = images.lookup(name);
+    if (!found) throw new ImageNotFoundError(name);
+    add(found.image.id, found.ref?.tag !== undefined ? { domain: parsed!.domain, path: parsed!.path, tag: found.ref.tag } : undefined);
+  }
+  return out;
+}
+
+/** Streams the named images as one archive to `out` (see writeArchive). */
+export async function saveImages(stores: ArchiveStores, names: string[], out: Writable, opts: { format?: ArchiveFormat; signal?: AbortSignal } = {}): Promise<void> {
+  const wanted = resolveSaveNames(stores.images, names);
+  const list: ArchiveImage[] = [];
+  for (const [id, refs] of wanted) {
+    const rec = stores.images.get(id)!;
+    const config = await stores.content.readBuffer(id);
+    const layers: ArchiveLayer[] = [];
+    for (const layer of stores.images.layersOf(id)) {
+      let blob: Descriptor | undefined;
+      for (const b of layer.blobs) {
+        if (await stores.content.has(b.digest)) { blob = { mediaType: b.mediaType, digest: b.digest, size: b.size }; break; }
+      }
+      if (!blob) {
+        throw new ArchiveError('missing', `image ${shortIdOf(id)}: no stored blob of layer ${layer.diffId} (the content store lost it); pull or load the image again`);
+      }
+      layers.push({ diffId: layer.diffId, blob, uncompressedSize: stores.snapshots.get(layer.chainId)?.size });
+    }
+    let manifest: ArchiveImage['manifest'];
+    if (rec.manifestDigest && (await stores.content.has(rec.manifestDigest))) {
+      manifest = { digest: rec.manifestDigest, bytes: await stores.content.readBuffer(rec.manifestDigest) };
+      // Only usable as is when every blob it names is here.
+      const m = JSON.parse(manifest.bytes.toString('utf8')) as ImageManifest;
+      for (const l of m.layers ?? []) if (!(await stores.content.has(l.digest))) manifest = undefined;
+    }
+    list.push({ id, config, layers, refs, manifest });
+  }
+  // Read under the shared lock: a prune must not remove a blob between resolution and streaming.
+  await stores.lock.shared(() => writeArchive(stores.content, list, out, {
+    format: opts.format, signal: opts.signal, onImageSaved: (id) => stores.event?.('save', id),
+  }));
+}
+
+function shortIdOf(id: Digest): string {
+  return parseDigest(id).hex.slice(0, 12);
+}
+
+/** Records an image whose blobs and snapshots are in place, and points its names at it. */
+function recordImage(stores: ArchiveStores, img: { id: Digest; config: ImageConfig; layers: LoadedLayer[]; manifest?: { digest: Digest; mediaType: string } }, refs: Reference[], lines: string[]): void {
+  const diffIds = img.layers.map((l) => l.diffId);
+  const chains = chainIds(diffIds);
+  const size = chains.reduce((n, c) => n + (stores.snapshots.get(c)?.size ?? 0), 0);
+  stores.images.transaction(() => {
+    stores.images.put({
+      id: img.id,
+      manifestDigest: img.manifest?.digest,
+      manifestMediaType: img.manifest?.mediaType,
+      platform: platformOf(img.config),
+      created: typeof img.config.created === 'string' ? img.config.created : undefined,
+      size, diffIds, chainIds: chains,
+    });
+    for (const l of img.layers) stores.images.recordLayerBlob({ diffId: l.diffId, digest: l.blob.digest, mediaType: l.blob.mediaType, size: l.blob.size, source: '' });
+    for (const ref of refs) {
+      const { previous } = stores.images.tag(img.id, ref);
+      if (previous && stores.images.references(previous).length === 0) {
+        lines.push(`The image ${familiarString(ref)} already exists, renaming the old one with ID ${previous} to empty string`);
+      }
+    }
+  });
+  for (const ref of refs) {
+    lines.push(`Loaded image: ${familiarString(ref)}`);
+    stores.event?.('tag', img.id, { name: familiarString(ref) });
+  }
+  if (refs.length === 0) lines.push(`Loaded image ID: ${img.id}`);
+}
+
+export interface LoadOptions {
+  signal?: AbortSignal;
+  platform?: Platform;
+  onProgress?: ProgressSink;
+}
+
+/**
+ * `docker load`: reads the archive, unpacks every layer and only then records the images, so a
+ * refused archive leaves no image, blob or snapshot behind. Returns docker's output lines.
+ */
+export async function loadImages(stores: ArchiveStores, source: Readable, opts: LoadOptions = {}): Promise<string[]> {
+  return stores.lock.shared(async () => {
+    const read = await readArchive(source, stores.content, opts);
+    const created: Digest[][] = [];
+    try {
+      if (read.images.length === 0) throw new ArchiveError('format', 'the archive contains no images');
+      for (const img of read.images) {
+        created.push(await unpackLayers(stores.content, stores.snapshots, img.layers, { signal: opts.signal, onProgress: opts.onProgress }));
+      }
+    } catch (err) {
+      for (const c of created.reverse()) await removeSnapshots(stores.snapshots, c);
+      await discardBlobs(stores.content, unreferenced(stores, read.added));
+      throw err;
+    }
+    const lines: string[] = [];
+    for (const img of read.images) {
+      // A docker-archive has no manifest of its own: the one readArchive made is not recorded
+      // as the image's (it was never pulled or pushed as that), so push builds its own.
+      const manifest = read.format === 'oci-layout' ? img.manifest : undefined;
+      recordImage(stores, { ...img, manifest }, img.refs, lines);
+      stores.event?.('load', img.id);
+    }
+    // What the images did not take (a docker-archive's made-up manifests, other platforms of an
+    // index) would only wait for the next prune.
+    await discardBlobs(stores.content, unreferenced(stores, read.added));
+    return lines;
+  });
+}
+
+/** The blobs of `added` that no image record uses (a failed load must not delete what others now use). */
+function unreferenced(stores: ArchiveStores, added: Set<Digest>): Digest[] {
+  const used = stores.images.usedBlobs();
+  return [...added].filter((d) => !used.has(d));
+}
+
+export interface ImportImageOptions extends ImportOptions {
+  /** The name to tag the image with (repo[:tag]); none leaves it untagged. */
+  ref?: Reference;
+}
+
+/** `docker import`: a rootfs tarball → a recorded one-layer image. Returns its ID. */
+export async function importImage(stores: ArchiveStores, source: AsyncIterable<Uint8Array>, opts: ImportImageOptions): Promise<Digest> {
+  return stores.lock.shared(async () => {
+    const img = await importRootfs(source, stores.content, opts);
+    let created: Digest[] = [];
+    try {
+      created = await unpackLayers(stores.content, stores.snapshots, [img.layer], { signal: opts.signal });
+    } catch (err) {
+      await removeSnapshots(stores.snapshots, created);
+      await discardBlobs(stores.content, unreferenced(stores, img.added));
+      throw err;
+    }
+    const lines: string[] = [];
+    recordImage(stores, { id: img.id, config: img.config, layers: [img.layer] }, opts.ref ? [opts.ref] : [], lines);
+    stores.event?.('import', img.id);
+    return img.id;
+  });
 }
