@@ -4,6 +4,7 @@
 //
 //   sudo node bench/pull.mjs [--runs 5] [--only busybox|debian] [--peers docker,podman,ctr,skopeo,berth]
 //                            [--mirror URL] [--cache /var/tmp/berth-bench] [--verbose]
+// Berth runs from dist/berth.cjs (`npm run build` first), or $BERTH_BIN as in test/helpers/daemon.ts.
 //
 // Images (built locally, cached as OCI layouts under --cache so reruns skip this):
 //   busybox  Debian busybox-static + applet symlinks, one layer (~1 MB gzip)
@@ -37,6 +38,7 @@ import { parseArgs } from 'node:util';
 import { createGunzip } from 'node:zlib';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
+const berthBin = process.env.BERTH_BIN ?? join(repo, 'dist/berth.cjs');
 const ALL_PEERS = ['docker', 'podman', 'ctr', 'skopeo', 'berth'];
 const { values: args } = parseArgs({
   options: {
@@ -364,12 +366,12 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
   const SK = join(work, 'skopeo');
   const B = join(work, 'berth');
   const bEnv = { ...baseEnv, BERTH_AUTOSTART: '0' };
-  const berthCli = (a) => [process.execPath, [join(repo, 'dist/berth.cjs'), '-H', `unix://${B}/berth.sock`, ...a]];
+  const berthCli = (a) => [process.execPath, [berthBin, '-H', `unix://${B}/berth.sock`, ...a]];
   let berthd;
   async function startBerth() {
     mkdirSync(B, { recursive: true });
     writeFileSync(join(B, 'daemon.json'), JSON.stringify({ 'insecure-registries': [reg] }));
-    berthd = startDaemon('berth', process.execPath, [join(repo, 'dist/berth.cjs'), 'daemon', '--host', `unix://${B}/berth.sock`,
+    berthd = startDaemon('berth', process.execPath, [berthBin, 'daemon', '--host', `unix://${B}/berth.sock`,
       '--data-root', join(B, 'data'), '--exec-root', join(B, 'exec'), '--config-file', join(B, 'daemon.json')], bEnv);
     await waitReady(berthd, async () => (await httpStatus({ socketPath: join(B, 'berth.sock'), path: '/_ping' })) === 200);
   }
@@ -448,7 +450,11 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
       label: 'berth pull',
       store: join(B, 'data'),
       async setup() {
-        if (!existsSync(join(repo, 'dist/berth.cjs'))) throw new Error('dist/berth.cjs is missing: npm run build');
+        if (!existsSync(berthBin)) throw new Error(`${berthBin} is missing: npm run build`);
+        // A stale bundle would measure code that is no longer in src/: say so (a benchmark, unlike
+        // the tests, still runs: the numbers may be wanted for exactly that build).
+        const newest = sh('find', [join(repo, 'src'), '-name', '*.ts', '-newer', berthBin]).stdout.trim().split('\n').filter(Boolean);
+        if (newest.length && !process.env.BERTH_BIN) log(`WARNING: ${berthBin} is older than ${newest.length} file(s) in src/ (e.g. ${newest[0]}): npm run build`);
         await startBerth();
         this.version = sh(...berthCli(['version', '--format', '{{.Server.Version}}']), { env: bEnv, check: false }).stdout.trim() || '?';
       },
