@@ -1,0 +1,562 @@
+// The image service: the operations behind the Engine API's image endpoints, over the registry
+// client, content store, unpacker, snapshotter and image store.
+//
+// Pull, per layer: a snapshot for its chain ID already there → "Already exists"; otherwise the
+// blob is downloaded (at most PULL_CONCURRENCY at once, as dockerd) into a content-store ingest,
+// which resumes from the bytes a killed daemon left behind (Range request). When the layer's
+// parent snapshot is already committed as its download starts, the bytes are teed straight into
+// applyLayer, so download and extraction overlap with no second read; other layers are extracted
+// from the store as soon as their parent is committed. Snapshots are committed strictly in chain
+// order, and the image record is written last, so a crash at any point leaves blobs and snapshots
+// that are complete (or absent) and at worst unreferenced — never an image with missing parts.
+// Concurrent pulls of one blob share its download: the content store admits one writer per digest
+// and the second finds the blob complete; the snapshotter does the same per chain ID.
+//
+// Push sends each layer's original compressed blob (recorded at pull time), so an unchanged
+// image's manifest bytes, and therefore its digest, stay the same; it mounts from the source
+// repository when that is on the same registry.
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { ContentStore } from './content-store.ts';
+import { chainIds, shortId } from './digest.ts';
+import { gcLockFor } from './gc-lock.ts';
+import { ImageStore, type ImageRecord } from './image-store.ts';
+import {
+  familiarName, familiarString, isValidTag, parseDockerReference, parseNormalizedReference, referenceName, withDigest, withTag,
+  type Reference,
+} from './reference.ts';
+import {
+  CredentialStore, fixedCredentials, RegistryClient, type Credentials, type CredentialResolver, type ResolvedImage,
+} from './registry/index.ts';
+import { Snapshotter, type LayerTarget } from './snapshots.ts';
+import { MediaType, type Descriptor, type Digest, type ImageConfig, type ImageManifest, type Platform, type ProgressSink } from './types.ts';
+import { applyLayer } from './unpack/index.ts';
+
+/** dockerd's max-concurrent-downloads / uploads default. */
+const PULL_CONCURRENCY = 3;
+const PUSH_CONCURRENCY = 5;
+
+export type ImageServiceErrorCode = 'not-found' | 'conflict' | 'invalid' | 'unsupported';
+
+export class ImageServiceError extends Error {
+  override name = 'ImageServiceError';
+  constructor(readonly code: ImageServiceErrorCode, message: string) {
+    super(message);
+  }
+}
+
+export interface ImageServiceOptions {
+  dataRoot: string;
+  db: ConstructorParameters<typeof ImageStore>[0];
+  /** Read per operation (the daemon's config may be reloaded). */
+  insecureRegistries: () => string[];
+  /** The daemon's own credentials (docker config.json); X-Registry-Auth takes precedence. */
+  credentials?: CredentialStore;
+  /** Called after a change (pull/push/tag/untag/delete) with docker's event action and attributes. */
+  onEvent?: (action: string, id: string, attributes: Record<string, string>) => void;
+  /** Whether containers use an image (rmi refuses without force); none exist yet. */
+  imageInUse?: (id: Digest) => string | undefined;
+}
+
+export interface PullOptions {
+  platform?: Platform;
+  /** Credentials from X-Registry-Auth (for the reference's registry). */
+  auth?: Credentials;
+  progress?: ProgressSink;
+  signal?: AbortSignal;
+}
+
+export interface PushOptions {
+  auth?: Credentials;
+  progress?: ProgressSink;
+  signal?: AbortSignal;
+}
+
+export interface DeleteResult {
+  Untagged?: string;
+  Deleted?: string;
+}
+
+/** A counting semaphore: at most `n` holders at once, FIFO. */
+class Limiter {
+  private active = 0;
+  private readonly queue: Array<() => void> = [];
+  constructor(private readonly n: number) {}
+  /** True if a slot was free right away (callers report "Waiting" otherwise). */
+  get free(): boolean { return this.active < this.n; }
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.active >= this.n) await new Promise<void>((r) => this.queue.push(r));
+    this.active++;
+    try {
+      return await fn();
+    } finally {
+      this.active--;
+      this.queue.shift()?.();
+    }
+  }
+}
+
+function isLayerType(mediaType: string): boolean {
+  return mediaType.startsWith('application/vnd.oci.image.layer.') || mediaType.startsWith('application/vnd.docker.image.rootfs.');
+}
+
+export class ImageService {
+  readonly store: ImageStore;
+  readonly content: ContentStore;
+  readonly snapshots: Snapshotter;
+  private readonly opts: ImageServiceOptions;
+
+  private constructor(opts: ImageServiceOptions, store: ImageStore, content: ContentStore, snapshots: Snapshotter) {
+    this.opts = opts;
+    this.store = store;
+    this.content = content;
+    this.snapshots = snapshots;
+  }
+
+  /** Opens the stores under <dataRoot>/image/{content,snapshots}. */
+  static async open(opts: ImageServiceOptions): Promise<ImageService> {
+    const store = new ImageStore(opts.db);
+    const content = new ContentStore(join(opts.dataRoot, 'image', 'content'));
+    const snapshots = await Snapshotter.open(join(opts.dataRoot, 'image', 'snapshots'));
+    return new ImageService(opts, store, content, snapshots);
+  }
+
+  private client(domain: string, auth?: Credentials): RegistryClient {
+    const fallback: CredentialResolver | undefined = this.opts.credentials?.resolver();
+    const fixed = auth ? fixedCredentials(domain, auth) : undefined;
+    const credentials: CredentialResolver = async (d) => (await fixed?.(d)) ?? (await fallback?.(d));
+    return new RegistryClient({ credentials, insecureRegistries: this.opts.insecureRegistries(), userAgent: 'berth' });
+  }
+
+  private emit(action: string, id: string, attributes: Record<string, string>): void {
+    this.opts.onEvent?.(action, id, attributes);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // pull
+  // -------------------------------------------------------------------------------------------
+
+  /**
+   * `docker pull` of one reference (a tag or a digest; a bare name means :latest), or of every
+   * tag of a repository with `allTags`. Progress goes to opts.progress in docker's words.
+   */
+  async pull(input: string | Reference, opts: PullOptions & { allTags?: boolean } = {}): Promise<ImageRecord[]> {
+    const ref = typeof input === 'string' ? parseNormalizedReference(input) : input;
+    const progress = opts.progress ?? (() => {});
+    if (opts.allTags && ref.tag === undefined && ref.digest === undefined) {
+      const client = this.client(ref.domain, opts.auth);
+      const tags = await client.listTags(ref, { signal: opts.signal });
+      const out: ImageRecord[] = [];
+      for (const t of tags.filter(isValidTag)) out.push(await this.pullOne(withTag(ref, t), client, opts, progress, false));
+      progress({ status: `Status: Downloaded newer image for ${familiarName(ref)}` });
+      return out;
+    }
+    const full = ref.tag === undefined && ref.digest === undefined ? withTag(ref, 'latest') : ref;
+    const client = this.client(full.domain, opts.auth);
+    return [await this.pullOne(full, client, opts, progress, true)];
+  }
+
+  private async pullOne(ref: Reference, client: RegistryClient, opts: PullOptions, progress: ProgressSink, finalStatus: boolean): Promise<ImageRecord> {
+    progress({ id: ref.digest ?? ref.tag, status: `Pulling from ${ref.path}` });
+    const resolved = await client.resolve(ref, { platform: opts.platform, signal: opts.signal });
+    return gcLockFor(this.content).shared(async () => {
+      const before = this.store.byReference(ref);
+      const image = await this.fetchAndUnpack(resolved, client, opts.signal, progress);
+      const name = familiarString(ref);
+      progress({ status: `Digest: ${resolved.digest}` });
+      // The record goes in last: what it names is complete by now.
+      const existed = this.store.has(image.id);
+      const rec = this.store.put(image);
+      const repoDigest = withDigest({ domain: ref.domain, path: ref.path }, resolved.digest);
+      this.store.tag(rec.id, repoDigest);
+      if (ref.tag !== undefined) this.store.tag(rec.id, { domain: ref.domain, path: ref.path, tag: ref.tag });
+      const upToDate = existed && before === rec.id;
+      if (finalStatus) progress({ status: upToDate ? `Status: Image is up to date for ${name}` : `Status: Downloaded newer image for ${name}` });
+      this.emit('pull', familiarString(ref), { name: familiarString(ref) });
+      return this.store.get(rec.id)!;
+    });
+  }
+
+  private async fetchAndUnpack(resolved: ResolvedImage, client: RegistryClient, signal: AbortSignal | undefined, progress: ProgressSink): Promise<Omit<ImageRecord, 'addedAt'>> {
+    const ref = resolved.reference;
+    const manifest = resolved.manifest.manifest;
+    const config = resolved.config.config;
+    const layers = manifest.layers.filter((l) => isLayerType(l.mediaType));
+    const diffIds = config.rootfs?.diff_ids ?? [];
+    if (layers.length !== diffIds.length) {
+      throw new ImageServiceError('invalid', `${familiarString(ref)}: the manifest has ${layers.length} layers but the config lists ${diffIds.length} diff IDs`);
+    }
+    const chains = chainIds(diffIds);
+    const source = referenceName(ref);
+
+    // Metadata first: small, and a crash after this point only leaves unreferenced blobs.
+    if (resolved.index) await this.content.writeBuffer(resolved.index.bytes, resolved.index.digest);
+    await this.content.writeBuffer(resolved.manifest.bytes, resolved.manifest.digest);
+    await this.content.writeBuffer(resolved.config.bytes, resolved.config.descriptor.digest);
+
+    const limiter = new Limiter(PULL_CONCURRENCY);
+    // committed[i] settles when layer i's snapshot exists (or fails).
+    const committed: Array<Promise<void>> = [];
+    const sizes: number[] = [];
+    const ids = layers.map((l) => shortId(l.digest));
+    const present = chains.map((c) => this.snapshots.has(c));
+    layers.forEach((_l, i) => progress({ id: ids[i], status: present[i] ? 'Already exists' : 'Pulling fs layer' }));
+
+    const downloads = layers.map((layer, i) => {
+      if (present[i]) return Promise.resolve<'present' | 'stored' | 'extracted'>('present');
+      if (!limiter.free) progress({ id: ids[i], status: 'Waiting' });
+      return limiter.run(() => this.downloadLayer(client, ref, layer, i, {
+        parentReady: i === 0 || this.snapshots.has(chains[i - 1]!),
+        extract: (stream) => this.extractLayer(stream, layer, diffIds[i]!, chains[i]!, i === 0 ? null : chains[i - 1]!, ids[i]!, signal, progress, sizes, i),
+        signal, progress, id: ids[i]!,
+      }));
+    });
+    // Keep one rejection from surfacing as unhandled while another is awaited.
+    for (const d of downloads) d.catch(() => {});
+
+    for (let i = 0; i < layers.length; i++) {
+      committed[i] = (async () => {
+        if (i > 0) await committed[i - 1];
+        const how = await downloads[i]!;
+        if (how === 'present') {
+          sizes[i] = this.snapshots.get(chains[i]!)?.size ?? 0;
+          return;
+        }
+        if (how === 'stored') {
+          await this.extractLayer(this.content.createReadStream(layers[i]!.digest), layers[i]!, diffIds[i]!, chains[i]!,
+            i === 0 ? null : chains[i - 1]!, ids[i]!, signal, progress, sizes, i);
+        }
+        this.store.recordLayerBlob({ diffId: diffIds[i]!, digest: layers[i]!.digest, mediaType: layers[i]!.mediaType, size: layers[i]!.size, source });
+        progress({ id: ids[i], status: 'Pull complete' });
+      })();
+      committed[i]!.catch(() => {});
+    }
+    try {
+      await Promise.all(committed);
+    } catch (err) {
+      // Let the other downloads stop at their next chunk (they keep their partial data).
+      await Promise.allSettled(downloads);
+      throw err;
+    }
+    for (let i = 0; i < layers.length; i++) {
+      if (present[i]) this.store.recordLayerBlob({ diffId: diffIds[i]!, digest: layers[i]!.digest, mediaType: layers[i]!.mediaType, size: layers[i]!.size, source });
+    }
+    const rec: Omit<ImageRecord, 'addedAt'> = {
+      id: resolved.config.descriptor.digest,
+      manifestDigest: resolved.manifest.digest,
+      manifestMediaType: resolved.manifest.mediaType,
+      platform: resolved.platform,
+      size: sizes.reduce((a, b) => a + (b ?? 0), 0),
+      diffIds,
+      chainIds: chains,
+    };
+    if (resolved.index) rec.indexDigest = resolved.index.digest;
+    if (config.created) rec.created = config.created;
+    return rec;
+  }
+
+  /**
+   * Downloads one layer blob into the content store, resuming a partial ingest. When the parent
+   * snapshot is ready and nothing was downloaded before, the bytes are also fed to `extract`
+   * as they arrive (tee); returns whether the layer was 'extracted' that way or only 'stored'.
+   */
+  private async downloadLayer(client: RegistryClient, ref: Reference, layer: Descriptor, _index: number, o: {
+    parentReady: boolean; extract: (stream: AsyncIterable<Uint8Array>) => Promise<void>; signal: AbortSignal | undefined;
+    progress: ProgressSink; id: string;
+  }): Promise<'stored' | 'extracted'> {
+    const ingest = await this.content.ingest({ digest: layer.digest, size: layer.size, ref: referenceName(ref) });
+    if (ingest.complete) {
+      await ingest.commit();
+      o.progress({ id: o.id, status: 'Download complete' });
+      return 'stored';
+    }
+    let tee: PassThrough | undefined;
+    let extraction: Promise<void> | undefined;
+    try {
+      const dl = await client.openBlob(ref, layer, { offset: ingest.offset, verify: false, signal: o.signal });
+      if (dl.offset !== ingest.offset) await ingest.restart();
+      if (o.parentReady && ingest.offset === 0) {
+        tee = new PassThrough({ highWaterMark: 1 << 20 });
+        extraction = o.extract(tee);
+        extraction.catch(() => {});
+      }
+      let done = ingest.offset;
+      o.progress({ id: o.id, status: 'Downloading', current: done, total: layer.size });
+      for await (const chunk of dl.stream) {
+        const buf = chunk as Buffer;
+        await ingest.write(buf);
+        done += buf.length;
+        o.progress({ id: o.id, status: 'Downloading', current: done, total: layer.size });
+        if (tee && !tee.write(buf)) {
+          // The extractor is slower than the network: wait for it, or for its failure.
+          await Promise.race([once(tee, 'drain'), extraction!.then(() => { throw new Error('layer extraction ended before its input'); })]);
+        }
+      }
+      o.progress({ id: o.id, status: 'Verifying Checksum' });
+      await ingest.commit();
+      o.progress({ id: o.id, status: 'Download complete' });
+    } catch (err) {
+      await ingest.release().catch(() => {});
+      tee?.destroy(err as Error);
+      if (extraction) await extraction.catch(() => {});
+      throw err;
+    }
+    if (tee) {
+      tee.end();
+      await extraction;
+      return 'extracted';
+    }
+    return 'stored';
+  }
+
+  private async extractLayer(stream: AsyncIterable<Uint8Array>, layer: Descriptor, diffId: Digest, chain: Digest, parent: Digest | null,
+    id: string, signal: AbortSignal | undefined, progress: ProgressSink, sizes: number[], i: number): Promise<void> {
+    const target: LayerTarget | null = await this.snapshots.prepareLayer(chain, parent);
+    if (!target) {
+      // Another pull committed the same stack meanwhile.
+      sizes[i] = this.snapshots.get(chain)?.size ?? 0;
+      for await (const _ of stream) { /* drain the tee so the download finishes */ }
+      return;
+    }
+    try {
+      const result = await applyLayer(stream, {
+        target: target.dir, mode: target.mode, mediaType: layer.mediaType, expectedDiffId: diffId, lowers: target.lowers, signal,
+        onProgress: (n) => progress({ id, status: 'Extracting', current: n, total: layer.size }),
+      });
+      await target.commit(result);
+      sizes[i] = result.size;
+    } catch (err) {
+      await target.abort();
+      throw err;
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // push
+  // -------------------------------------------------------------------------------------------
+
+  /**
+   * `docker push NAME[:TAG]`: pushes one tag, or every tag of the repository when `tag` is
+   * undefined and the name has none (docker CLI -a, or docker < 20.10 without a tag).
+   */
+  async push(name: string, tag: string | undefined, opts: PushOptions = {}): Promise<void> {
+    const progress = opts.progress ?? (() => {});
+    let ref = parseNormalizedReference(name);
+    if (tag) ref = withTag(ref, tag);
+    const repo = { domain: ref.domain, path: ref.path };
+    const repoName = referenceName(repo);
+    let tags: string[];
+    if (ref.tag !== undefined) tags = [ref.tag];
+    else tags = this.store.allReferences().filter((r) => r.repository === repoName && r.tag !== undefined).map((r) => r.tag!);
+    if (tags.length === 0) throw new ImageServiceError('not-found', `An image does not exist locally with the tag: ${familiarName(repo)}`);
+    const ids = tags.map((t) => {
+      const id = this.store.byReference({ ...repo, tag: t });
+      if (!id) throw new ImageServiceError('not-found', `An image does not exist locally with the tag: ${familiarString({ ...repo, tag: t })}`);
+      return id;
+    });
+    progress({ status: `The push refers to repository [${repoName.startsWith('docker.io/') ? repoName : familiarName(repo)}]` });
+    const client = this.client(repo.domain, opts.auth);
+    for (let k = 0; k < tags.length; k++) {
+      await this.pushOne(client, repo, tags[k]!, ids[k]!, progress, opts.signal);
+    }
+  }
+
+  private async pushOne(client: RegistryClient, repo: { domain: string; path: string }, tag: string, id: Digest, progress: ProgressSink, signal?: AbortSignal): Promise<void> {
+    const image = this.store.get(id)!;
+    const layers = this.store.layersOf(id);
+    // Pick, per layer, a compressed blob that is in the content store, preferring one whose
+    // source is on the target registry (mountable).
+    const chosen: Array<{ diffId: Digest; blob: { digest: Digest; size: number; mediaType: string }; mountFrom: string[] }> = [];
+    for (const l of layers) {
+      const candidates: typeof l.blobs = [];
+      for (const b of l.blobs) if (await this.content.has(b.digest)) candidates.push(b);
+      if (candidates.length === 0) {
+        throw new ImageServiceError('unsupported',
+          `cannot push ${familiarString({ ...repo, tag })}: layer ${l.diffId} has no compressed blob in the store (images that were loaded, imported or committed cannot be pushed yet)`);
+      }
+      const sameRegistry = candidates.filter((b) => b.source.startsWith(`${repo.domain}/`));
+      const pick = sameRegistry[0] ?? candidates[0]!;
+      const mountFrom = [...new Set(sameRegistry.filter((b) => b.digest === pick.digest).map((b) => b.source.slice(repo.domain.length + 1)))]
+        .filter((p) => p !== repo.path);
+      chosen.push({ diffId: l.diffId, blob: pick, mountFrom });
+    }
+    const limiter = new Limiter(PUSH_CONCURRENCY);
+    // docker lists the top layer first.
+    const order = [...chosen.keys()].reverse();
+    const seen = new Set<string>();
+    for (const i of order) {
+      const sid = shortId(chosen[i]!.diffId);
+      if (!seen.has(sid)) progress({ id: sid, status: 'Preparing' });
+      seen.add(sid);
+    }
+    const jobs = new Map<Digest, Promise<void>>();
+    for (const i of order) {
+      const c = chosen[i]!;
+      if (jobs.has(c.blob.digest)) continue;
+      const sid = shortId(c.diffId);
+      if (!limiter.free) progress({ id: sid, status: 'Waiting' });
+      const job = limiter.run(async () => {
+        const res = await client.pushBlob(repo, c.blob, { open: () => this.content.createReadStream(c.blob.digest) }, {
+          mountFrom: c.mountFrom, signal,
+          onProgress: (sent) => progress({ id: sid, status: 'Pushing', current: sent, total: c.blob.size }),
+        });
+        if (res.status === 'exists') progress({ id: sid, status: 'Layer already exists' });
+        else if (res.status === 'mounted') progress({ id: sid, status: `Mounted from ${res.from ?? c.mountFrom[0]}` });
+        else progress({ id: sid, status: 'Pushed' });
+        this.store.recordLayerBlob({ diffId: c.diffId, digest: c.blob.digest, mediaType: c.blob.mediaType, size: c.blob.size, source: referenceName(repo) });
+      });
+      job.catch(() => {});
+      jobs.set(c.blob.digest, job);
+    }
+    await Promise.all(jobs.values());
+    const configBytes = await this.content.readBuffer(image.id);
+    await client.pushBlob(repo, { digest: image.id, size: configBytes.length }, configBytes, { signal });
+
+    // The original manifest when it still describes exactly these blobs: same bytes, same digest.
+    let manifestBytes: Buffer | undefined;
+    let mediaType = image.manifestMediaType ?? MediaType.DockerManifest;
+    if (image.manifestDigest && (await this.content.has(image.manifestDigest))) {
+      const bytes = await this.content.readBuffer(image.manifestDigest);
+      const m = JSON.parse(bytes.toString('utf8')) as ImageManifest;
+      const ls = m.layers.filter((l) => isLayerType(l.mediaType));
+      if (m.config.digest === image.id && ls.length === chosen.length && ls.every((l, i) => l.digest === chosen[i]!.blob.digest)) manifestBytes = bytes;
+    }
+    if (!manifestBytes) {
+      const oci = chosen.some((c) => c.blob.mediaType.startsWith('application/vnd.oci.'));
+      mediaType = oci ? MediaType.OciManifest : MediaType.DockerManifest;
+      const m: ImageManifest = {
+        schemaVersion: 2, mediaType,
+        config: { mediaType: oci ? MediaType.OciConfig : MediaType.DockerConfig, digest: image.id, size: configBytes.length },
+        layers: chosen.map((c) => ({ mediaType: c.blob.mediaType, digest: c.blob.digest, size: c.blob.size })),
+      };
+      manifestBytes = Buffer.from(JSON.stringify(m, null, 3));
+    }
+    const digest = await client.putManifest(repo, tag, manifestBytes, mediaType, { signal });
+    await this.content.writeBuffer(manifestBytes, digest);
+    this.store.tag(id, withDigest(repo, digest));
+    progress({ status: `${tag}: digest: ${digest} size: ${manifestBytes.length}` });
+    (progress as ProgressSink & { aux?: (v: unknown) => void }).aux?.({ Tag: tag, Digest: digest, Size: manifestBytes.length });
+    this.emit('push', familiarString({ ...repo, tag }), { name: familiarString({ ...repo, tag }) });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // local operations
+  // -------------------------------------------------------------------------------------------
+
+  /** The image a CLI argument names (docker's rules), or a NotFound-coded error in docker's words. */
+  get(input: string): ImageRecord {
+    const image = this.store.resolve(input);
+    if (!image) throw new ImageServiceError('not-found', `No such image: ${displayName(input)}`);
+    return image;
+  }
+
+  async config(id: Digest): Promise<ImageConfig> {
+    return this.content.readJSON<ImageConfig>(id);
+  }
+
+  /** `docker tag SOURCE TARGET`. */
+  tag(source: string, repo: string, tag: string | undefined): void {
+    const image = this.get(source);
+    let ref = parseNormalizedReference(repo);
+    if (ref.digest !== undefined) throw new ImageServiceError('invalid', 'refusing to create a tag with a digest reference');
+    if (tag) {
+      if (!isValidTag(tag)) throw new ImageServiceError('invalid', `invalid tag format`);
+      ref = withTag(ref, tag);
+    }
+    if (ref.tag === undefined) ref = withTag(ref, 'latest');
+    this.store.tag(image.id, ref);
+    this.emit('tag', image.id, { name: familiarString(ref) });
+  }
+
+  /**
+   * `docker rmi`: a name removes that name (and the image when it was the last one); an ID
+   * removes the image with all its names (refused when it has names in several repositories,
+   * unless forced, as docker).
+   */
+  async remove(input: string, opts: { force?: boolean; noPrune?: boolean } = {}): Promise<DeleteResult[]> {
+    const found = this.store.lookup(input);
+    if (!found) throw new ImageServiceError('not-found', `No such image: ${displayName(input)}`);
+    const { image, ref } = found;
+    const out: DeleteResult[] = [];
+    const user = this.opts.imageInUse?.(image.id);
+    const refs = this.store.references(image.id);
+    if (ref && !opts.force) {
+      // Removing a name: only that name, unless it is the image's last one.
+      const removed = this.store.untag(parseDockerReference(ref.name));
+      if (removed) {
+        out.push({ Untagged: removed.familiar });
+        this.emit('untag', image.id, { name: removed.familiar });
+      }
+      // docker also drops the repo digests of that repository when the last tag of it goes.
+      const rest = this.store.references(image.id);
+      if (rest.every((r) => r.tag === undefined) && rest.length > 0 && ref.tag !== undefined) {
+        for (const r of rest.filter((x) => x.repository === ref.repository)) {
+          this.store.untag(parseDockerReference(r.name));
+          out.push({ Untagged: r.familiar });
+        }
+      }
+      if (this.store.references(image.id).length > 0) return out;
+      if (user) return out;
+    } else {
+      const repos = new Set(refs.map((r) => r.repository));
+      if (!opts.force && repos.size > 1) {
+        throw new ImageServiceError('conflict', `conflict: unable to delete ${shortId(image.id)} (must be forced) - image is referenced in multiple repositories`);
+      }
+      if (user && !opts.force) {
+        throw new ImageServiceError('conflict', `conflict: unable to delete ${shortId(image.id)} (cannot be forced) - image is being used by running container ${user}`);
+      }
+      for (const r of ref && opts.force ? refs : refs) {
+        this.store.untag(parseDockerReference(r.name));
+        out.push({ Untagged: r.familiar });
+        this.emit('untag', image.id, { name: r.familiar });
+      }
+    }
+    const children = this.store.children(image.id);
+    if (children.length > 0 && !opts.force) {
+      throw new ImageServiceError('conflict', `conflict: unable to delete ${shortId(image.id)} (cannot be forced) - image has dependent child images`);
+    }
+    this.store.delete(image.id);
+    out.push({ Deleted: image.id });
+    this.emit('delete', image.id, { name: image.id });
+    if (!opts.noPrune) await this.releaseLayers(image);
+    return out;
+  }
+
+  /** Removes snapshots no image uses any more, top of the chain first. */
+  private async releaseLayers(image: ImageRecord): Promise<void> {
+    const used = this.store.usedChainIds();
+    for (const c of [...image.chainIds].reverse()) {
+      if (used.has(c) || !this.snapshots.has(c)) continue;
+      if (this.snapshots.children(c).length > 0) break;
+      try {
+        await this.snapshots.remove(c);
+      } catch {
+        break; // a container's snapshot may sit on it; garbage collection retries later
+      }
+    }
+  }
+
+  /** `docker login`: checks the credentials against the registry; returns the identity token if any. */
+  async login(serverAddress: string, creds: Credentials, signal?: AbortSignal): Promise<{ identityToken?: string }> {
+    const domain = loginDomain(serverAddress);
+    return this.client(domain, creds).login(domain, creds, { signal });
+  }
+}
+
+/** What docker prints for a name not found: a tagless name gets ":latest". */
+export function displayName(input: string): string {
+  try {
+    const r = parseNormalizedReference(input);
+    if (r.tag === undefined && r.digest === undefined) return `${input}:latest`;
+  } catch { /* an ID or garbage: printed as given */ }
+  return input;
+}
+
+/** The registry domain of a login server address (docker's "https://index.docker.io/v1/" is docker.io). */
+export function loginDomain(serverAddress: string): string {
+  let s = serverAddress.trim();
+  if (s === '' || /(^|\/\/)index\.docker\.io(\/|$)/.test(s) || /(^|\/\/)registry-1\.docker\.io(\/|$)/.test(s) || s === 'docker.io') return 'docker.io';
+  s = s.replace(/^https?:\/\//, '');
+  return s.split('/')[0]!;
+}
