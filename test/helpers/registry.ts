@@ -470,6 +470,8 @@ export type ProxyAction =
   | { kind: 'respond'; status: number; body?: string; headers?: Record<string, string> }
   /** Forward, then close the connection after this many bytes of the response body. */
   | { kind: 'cut'; afterBytes: number }
+  /** Forward, then stop sending after this many bytes of the body, keeping the connection open (a stalled download). */
+  | { kind: 'hold'; afterBytes: number }
   /** Close the connection without any answer. */
   | { kind: 'reset' };
 
@@ -507,7 +509,16 @@ export async function startProxy(target: TestRegistry): Promise<RegistryProxy> {
       host: '127.0.0.1', port: target.port, method: req.method, path: req.url, headers: req.headers,
     }, (up) => {
       res.writeHead(up.statusCode ?? 502, up.headers);
-      if (action.kind === 'cut') {
+      if (action.kind === 'hold') {
+        let sent = 0;
+        up.on('data', (chunk: Buffer) => {
+          if (sent >= action.afterBytes) return;
+          const part = chunk.subarray(0, action.afterBytes - sent);
+          sent += part.length;
+          res.write(part);
+          if (sent >= action.afterBytes) up.destroy();
+        });
+      } else if (action.kind === 'cut') {
         let sent = 0;
         up.on('data', (chunk: Buffer) => {
           if (sent >= action.afterBytes) return;
