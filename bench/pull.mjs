@@ -36,6 +36,7 @@ import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createGunzip } from 'node:zlib';
+import { createHash } from 'node:crypto';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
 const berthBin = process.env.BERTH_BIN ?? join(repo, 'dist/berth.cjs');
@@ -70,9 +71,9 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const deadline = (ms) => new Promise((r) => setTimeout(r, ms).unref());
 
 /** Runs a command to completion; throws with its output on failure unless `check` is false. */
-function sh(cmd, cmdArgs, { env = process.env, check = true, timeoutMs = 600_000, cwd } = {}) {
-  const r = spawnSync(cmd, cmdArgs, { env, cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 26, timeout: timeoutMs });
-  if (check && r.status !== 0) throw new Error(`${cmd} ${cmdArgs.join(' ')} failed (${r.status ?? r.signal ?? r.error}): ${(r.stderr || r.stdout || '').trim().slice(-2000)}`);
+function sh(cmd, cmdArgs, { env = process.env, check = true, timeoutMs = 600_000, cwd, encoding = 'utf8', maxBuffer = 1 << 26 } = {}) {
+  const r = spawnSync(cmd, cmdArgs, { env, cwd, encoding, stdio: ['ignore', 'pipe', 'pipe'], maxBuffer, timeout: timeoutMs });
+  if (check && r.status !== 0) throw new Error(`${cmd} ${cmdArgs.join(' ')} failed (${r.status ?? r.signal ?? r.error}): ${String(r.stderr || r.stdout || '').trim().slice(-2000)}`);
   return r;
 }
 const has = (tool) => sh('sh', ['-c', `command -v ${tool}`], { check: false }).status === 0;
@@ -92,15 +93,41 @@ function debianMirror() {
   return 'http://deb.debian.org/debian';
 }
 
-/** umoci: an OCI layout with one layer holding `rootfs` (same recipe as the peer lab's images). */
+// Bump when the recipe below changes: cached layouts of another recipe are rebuilt.
+const RECIPE = 'gnu-tar-1';
+
+/**
+ * An OCI layout with one layer holding `rootfs`, written here rather than by `umoci insert`:
+ * umoci 0.4.7 ends its layer tars without the two zero blocks that mark the end of a tar archive,
+ * which image builders (docker, buildkit, debuerreotype) do write. The layer is GNU tar of the
+ * tree (sorted names, numeric owners, no "./" prefix, as Debian's official images), `gzip -6`.
+ */
 function packLayout(rootfs, layout, tag, cmd) {
   rmSync(layout, { recursive: true, force: true });
-  sh('umoci', ['init', '--layout', layout]);
-  sh('umoci', ['new', '--image', `${layout}:${tag}`]);
-  sh('umoci', ['insert', '--image', `${layout}:${tag}`, '--history.created_by', `berth bench ${tag}`, rootfs, '/']);
-  sh('umoci', ['config', '--image', `${layout}:${tag}`, '--no-history', '--config.env', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-    '--config.cmd', cmd, '--architecture', 'amd64', '--os', 'linux']);
-  sh('umoci', ['gc', '--layout', layout]);
+  mkdirSync(join(layout, 'blobs/sha256'), { recursive: true });
+  const sha = (buf) => `sha256:${createHash('sha256').update(buf).digest('hex')}`;
+  const put = (buf) => { const d = sha(buf); writeFileSync(join(layout, 'blobs/sha256', d.slice(7)), buf); return { digest: d, size: buf.length }; };
+  const tar = sh('tar', ['--create', '--file', '-', '--directory', rootfs, '--numeric-owner', '--sort=name', '--', ...readdirSync(rootfs).sort()],
+    { encoding: 'buffer', maxBuffer: 1 << 30 }).stdout;
+  const gz = spawnSync('gzip', ['-6', '-n', '-c'], { input: tar, maxBuffer: 1 << 30 });
+  if (gz.status !== 0) throw new Error(`gzip failed: ${gz.stderr}`);
+  const layer = put(gz.stdout);
+  const created = new Date().toISOString();
+  const config = put(Buffer.from(JSON.stringify({
+    created, architecture: 'amd64', os: 'linux',
+    config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: [cmd] },
+    rootfs: { type: 'layers', diff_ids: [sha(tar)] },
+    history: [{ created, created_by: `berth bench/pull.mjs ${tag}` }],
+  })));
+  const manifest = put(Buffer.from(JSON.stringify({
+    schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
+    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...layer }],
+  })));
+  writeFileSync(join(layout, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{
+    mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, annotations: { 'org.opencontainers.image.ref.name': tag } }] }));
+  writeFileSync(join(layout, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+  writeFileSync(join(layout, 'bench-recipe'), RECIPE);
 }
 
 function buildBusybox(layout) {
@@ -272,7 +299,9 @@ const row = (image, peer) => {
 
 try {
   for (const im of images) {
-    if (!existsSync(join(im.layout, 'index.json'))) {
+    let recipe = '';
+    try { recipe = readFileSync(join(im.layout, 'bench-recipe'), 'utf8'); } catch { /* not built, or by an older recipe */ }
+    if (recipe !== RECIPE) {
       log(`building ${im.name} image → ${im.layout}`);
       im.build(im.layout);
     }
@@ -466,7 +495,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         const rmi = present.length ? sh(...berthCli(['rmi', '-f', ...present.map((x) => x.ref)]), { env: bEnv, check: false }) : { status: 0 };
         const prune = rmi.status === 0 ? sh(...berthCli(['image', 'prune', '-a', '-f']), { env: bEnv, check: false }) : rmi;
         if (prune.status !== 0) {
-          if (!this.restartNoted) { row(im.name, 'berth').notes.push('reset by restarting the daemon over an empty data root (rmi/prune failed)'); this.restartNoted = true; }
+          if (!this.restartNoted) { row(im.name, 'berth').notes.push(`reset by restarting the daemon over an empty data root (rmi/prune: ${String(prune.stderr || prune.stdout).trim().split('\n')[0]})`); this.restartNoted = true; }
           await restartBerthEmpty();
         }
       },
