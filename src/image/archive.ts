@@ -1033,8 +1033,8 @@ export function resolveSaveNames(images: ImageStore, names: string[]): Map<Diges
   return out;
 }
 
-/** Streams the named images as one archive to `out` (see writeArchive). */
-export async function saveImages(stores: ArchiveStores, names: string[], out: Writable, opts: { format?: ArchiveFormat; signal?: AbortSignal } = {}): Promise<void> {
+/** What writeArchive needs for the named images (throws ImageNotFoundError before anything is written). */
+export async function prepareSave(stores: ArchiveStores, names: string[]): Promise<ArchiveImage[]> {
   const wanted = resolveSaveNames(stores.images, names);
   const list: ArchiveImage[] = [];
   for (const [id, refs] of wanted) {
@@ -1060,6 +1060,12 @@ export async function saveImages(stores: ArchiveStores, names: string[], out: Wr
     }
     list.push({ id, config, layers, refs, manifest });
   }
+  return list;
+}
+
+/** Streams the named images as one archive to `out` (see writeArchive). */
+export async function saveImages(stores: ArchiveStores, names: string[], out: Writable, opts: { format?: ArchiveFormat; signal?: AbortSignal } = {}): Promise<void> {
+  const list = await prepareSave(stores, names);
   // Read under the shared lock: a prune must not remove a blob between resolution and streaming.
   await stores.lock.shared(() => writeArchive(stores.content, list, out, {
     format: opts.format, signal: opts.signal, onImageSaved: (id) => stores.event?.('save', id),

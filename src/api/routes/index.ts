@@ -1,10 +1,12 @@
 // The API modules the daemon loads, in order. Each area adds its module here
 // (images.ts, containers.ts, …); see ApiModule in ../context.ts for what a module may do.
 import type { ApiModule } from '../context.ts';
+import { imageArchiveModule } from './image-archive.ts';
 import { imagesModule } from './images.ts';
 import { systemModule } from './system.ts';
 
 export const API_MODULES: ApiModule[] = [
   systemModule,
   imagesModule,
+  imageArchiveModule,
 ];
