@@ -3,6 +3,7 @@
 // Go's time formats that docker's tables print.
 import { readSync } from 'node:fs';
 import { ApiResponseError, DaemonConnectionError } from '../client.ts';
+import type { FilterArgs } from '../../engine/filters.ts';
 import { CredentialStore, CredentialsError, encodeRegistryAuthHeader } from '../../image/registry/credentials.ts';
 import { writeStderr, writeStdout } from '../../runtime/output.ts';
 import { ExitError } from './system.ts';
@@ -26,6 +27,20 @@ export function checkArgs(
   const hint = what.startsWith('requires at least') ? 'See' : 'Run'; // docker's wording differs so
   throw new ExitError(1,
     `berth: 'berth ${spec.command}' ${what}\n\nUsage:  berth ${spec.command} ${spec.usage}\n\n${hint} 'berth ${spec.command} --help' for more information`);
+}
+
+/**
+ * The `filters` parameter as the docker CLI encodes it: Go marshals maps with sorted keys, so
+ * names and values come out sorted ('' when there are none).
+ */
+export function encodeFilters(f: FilterArgs): string {
+  if (f.size === 0) return '';
+  const out: Record<string, Record<string, boolean>> = {};
+  for (const k of f.keys().sort()) {
+    out[k] = {};
+    for (const v of f.get(k).sort()) out[k][v] = true;
+  }
+  return JSON.stringify(out);
 }
 
 /** An error as the docker CLI prints it: daemon answers get "Error response from daemon: ". */

@@ -21,7 +21,7 @@ import { writeStdout } from '../../runtime/output.ts';
 import { readAll, type EngineClient } from '../client.ts';
 import { parseTemplate, renderList, shortId } from '../format/output.ts';
 import { displayJSONMessages, printProgress } from '../format/progress.ts';
-import { checkArgs, errorMessage, goRFC3339, goTimeString, imagePath, jsonIndent, registryAuthHeader } from './common.ts';
+import { checkArgs, encodeFilters, errorMessage, goRFC3339, goTimeString, imagePath, jsonIndent, registryAuthHeader } from './common.ts';
 import { ExitError } from './system.ts';
 
 export type Connect = () => Promise<EngineClient>;
@@ -218,7 +218,7 @@ export async function imagesCommand(args: string[], opts: ImagesOptions, connect
   const client = await connect();
   const images = await client.get<ImageSummary[] | null>('/images/json', {
     all: opts.all ? '1' : undefined,
-    filters: filters.encode() || undefined,
+    filters: encodeFilters(filters) || undefined,
   });
   writeStdout(renderImages(images ?? [], { format, quiet: opts.quiet, digests: opts.digests, noTrunc: opts.noTrunc }));
 }
@@ -269,11 +269,10 @@ export async function pushCommand(args: string[], opts: PushOptions, connect: Co
   if (ref.digest !== undefined) throw new Error('cannot push a digest reference');
   const auth = await registryAuthHeader(authConfigKey(ref));
   const client = await connect();
-  // An empty JSON body, as the docker CLI sends (older daemons read auth from the body without one).
   const res = await client.request('POST', `/images/${imagePath(referenceName(ref))}/push`, {
     query: { tag: opts.allTags ? undefined : ref.tag },
     headers: { 'X-Registry-Auth': auth },
-    body: {},
+    body: '',
   });
   if (opts.quiet) {
     await drainProgress(res);
@@ -354,17 +353,42 @@ export async function inspectCommand(args: string[], opts: { format?: string }, 
     try {
       const res = await client.request('GET', `/images/${imagePath(name)}/json`);
       const raw = (await readAll(res)).toString('utf8').trim();
-      if (tmpl) templated += `${tmpl.execute(JSON.parse(raw))}\n`;
-      else raws.push(raw);
+      if (!tmpl) {
+        raws.push(raw);
+        continue;
+      }
+      try {
+        templated += `${tmpl.execute(strictMap(JSON.parse(raw)))}\n`;
+      } catch (e) {
+        errors.push(`template parsing error: ${(e as Error).message}`);
+      }
     } catch (e) {
       errors.push(errorMessage(e));
     }
   }
-  if (tmpl) writeStdout(templated);
+  if (tmpl) writeStdout(templated || '\n');
   else if (raws.length === 0) writeStdout('[]\n');
   else if (format === 'json') writeStdout(`[${raws.map((r) => jsonIndent(r, '').replace(/\n/g, '').replace(/": /g, '":')).join(',')}]\n`);
   else writeStdout(`${jsonIndent(`[${raws.join(',')}]`)}\n`);
   if (errors.length) throw new ExitError(1, errors.join('\n'));
+}
+
+/**
+ * The daemon's JSON for templates as docker runs them on inspect output (a map with
+ * missingkey=error): a field the object lacks is an error, not "<no value>".
+ */
+function strictMap(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(strictMap);
+  if (v === null || typeof v !== 'object') return v;
+  const target = v as Record<string, unknown>;
+  return new Proxy(target, {
+    get: (t, k) => (typeof k === 'string' && Object.hasOwn(t, k) ? strictMap(t[k]) : Reflect.get(t, k)),
+    getOwnPropertyDescriptor: (t, k) => {
+      if (typeof k === 'string' && !Object.hasOwn(t, k)) throw new Error(`map has no entry for key ${JSON.stringify(k)}`);
+      const d = Reflect.getOwnPropertyDescriptor(t, k);
+      return d && typeof k === 'string' ? { ...d, value: strictMap(t[k]) } : d;
+    },
+  });
 }
 
 /** One row of `docker history` (formatter's historyContext). */
@@ -374,7 +398,9 @@ export class HistoryRow {
   get ID(): string { return this.trunc ? shortId(this.h.Id) : this.h.Id; }
   get CreatedAt(): string { return goRFC3339(this.h.Created); }
   get CreatedSince(): string {
-    return this.human ? `${humanDuration(this.now - this.h.Created * 1000)} ago` : this.CreatedAt;
+    if (!this.human) return this.CreatedAt;
+    // Layers without a real date (imported, reproducible builds) are "N/A", not "56 years ago".
+    return this.h.Created <= HISTORY_EPOCH ? 'N/A' : `${humanDuration(this.now - this.h.Created * 1000)} ago`;
   }
   get CreatedBy(): string {
     const s = this.h.CreatedBy.replace(/\t/g, ' ');
@@ -387,6 +413,9 @@ export class HistoryRow {
   }
   marshalJSON(): string { return goMarshal(this.toJSON()); }
 }
+
+/** 2000-01-01: earlier history dates are not shown as durations (docker's rule). */
+const HISTORY_EPOCH = Date.UTC(2000, 0, 1) / 1000;
 
 /** docker's formatter.Ellipsis for text of single-width characters: cut to width-1 plus "…". */
 export function ellipsis(s: string, width: number): string {
@@ -405,8 +434,11 @@ export function renderHistory(items: HistoryItem[], opts: { human?: boolean; noT
   const defaultTable = human
     ? 'table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}'
     : 'table {{.ID}}\t{{.CreatedAt}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}';
+  // -q only replaces the default table; an explicit --format wins (docker's NewHistoryFormat).
+  let format = opts.format || 'table';
+  if (format === 'table') format = opts.quiet ? '{{.ID}}' : defaultTable;
   const rows = items.map((h) => new HistoryRow(h, !opts.noTrunc, human, now));
-  return renderList(rows, { format: opts.format, quiet: opts.quiet, defaultTable, headers: HISTORY_HEADERS });
+  return renderList(rows, { format, defaultTable, headers: HISTORY_HEADERS });
 }
 
 export async function historyCommand(args: string[], opts: { human?: boolean; noTrunc?: boolean; quiet?: boolean; format?: string }, connect: Connect, command = 'history'): Promise<void> {
@@ -452,7 +484,7 @@ export function parseBoolFlag(value: string | boolean | undefined, flag: string)
 /** docker's ValidateOutputPath: the directory must exist; the path may be a new or regular file. */
 function validateOutputPath(path: string): void {
   const dir = dirname(resolve(path));
-  if (!existsSync(dir)) throw new Error(`failed to save image: invalid output path: directory ${JSON.stringify(dirname(path))} does not exist`);
+  if (!existsSync(dir)) throw new Error(`failed to save image: invalid output path: stat ${dirname(path)}: no such file or directory`);
   if (existsSync(path)) {
     const st = statSync(path);
     if (!st.isFile() && !st.isDirectory() && !st.isCharacterDevice() && !st.isFIFO()) {

@@ -55,8 +55,8 @@ export async function loginCommand(args: string[], opts: LoginOptions, connect: 
   let password = opts.password ?? '';
   let username = (opts.username ?? '').trim();
   if (password) {
-    writeStderr('WARNING! Using --password via the CLI is insecure. Use --password-stdin.\n');
     if (opts.passwordStdin) throw new Error('conflicting options: cannot specify both --password and --password-stdin');
+    writeStderr('WARNING! Using --password via the CLI is insecure. Use --password-stdin.\n');
   }
   if (opts.passwordStdin) {
     if (!username) throw new Error('the --password-stdin option requires --username to be set');
@@ -71,7 +71,11 @@ export async function loginCommand(args: string[], opts: LoginOptions, connect: 
   const client = await connect();
 
   const auth = async (c: LoginCreds): Promise<AuthAnswer> =>
-    (await client.json<AuthAnswer>('POST', '/auth', { body: { username: c.username, password: c.password, serveraddress: c.serverAddress } })) ?? {};
+    (await client.json<AuthAnswer>('POST', '/auth', {
+      // Encoded as Go's json.Encoder does (a trailing newline), so the request is docker's byte for byte.
+      body: `${JSON.stringify({ username: c.username, password: c.password, serveraddress: c.serverAddress })}\n`,
+      headers: { 'Content-Type': 'application/json' },
+    })) ?? {};
 
   // No credentials given: docker first tries what is stored.
   if (!username && !password) {

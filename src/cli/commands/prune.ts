@@ -5,7 +5,7 @@ import { humanSize } from '../../api/units.ts';
 import { FilterArgs } from '../../engine/filters.ts';
 import { writeStdout } from '../../runtime/output.ts';
 import type { Connect, DeleteItem } from './images.ts';
-import { checkArgs, promptForConfirmation } from './common.ts';
+import { checkArgs, encodeFilters, promptForConfirmation } from './common.ts';
 import { ExitError } from './system.ts';
 
 const ALL_IMAGES_WARNING = 'WARNING! This will remove all images without at least one container associated to them.\nAre you sure you want to continue?';
@@ -18,7 +18,7 @@ async function pruneImages(all: boolean, filter: string[], connect: Connect): Pr
   const filters = FilterArgs.fromPairs(filter);
   filters.add('dangling', String(!all));
   const client = await connect();
-  const report = await client.json<PruneReport>('POST', '/images/prune', { query: { filters: filters.encode() } });
+  const report = await client.json<PruneReport>('POST', '/images/prune', { query: { filters: encodeFilters(filters) } });
   const deleted = report?.ImagesDeleted ?? [];
   if (deleted.length === 0) return { space: 0, output: '' };
   let output = 'Deleted Images:\n';
