@@ -4,6 +4,8 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DOCKER_BIN, TestDaemon, type RunResult } from '../helpers/daemon.ts';
@@ -176,6 +178,18 @@ describe('docker save / load / import / prune / df', { skip }, () => {
     const r2 = await ok(['import', '-m', 'my message', tarFile]);
     const hist2 = await ok(['history', '--format', '{{.Comment}}', r2.stdout.trim()]);
     assert.equal(hist2.stdout.trim(), 'my message');
+    // from a URL
+    const server = createServer((req, res) => { res.end(readFileSync(tarFile)); });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/rootfs.tar.gz`;
+      const r4 = await ok(['import', url, 'fromurl:1']);
+      const hist4 = await ok(['history', '--format', '{{.Comment}}', 'fromurl:1']);
+      assert.equal(hist4.stdout.trim(), `Imported from ${url}`);
+      assert.equal((await ok(['image', 'inspect', '--format', '{{.Id}}', 'fromurl:1'])).stdout.trim(), r4.stdout.trim().split('\n').pop());
+    } finally {
+      server.close();
+    }
     const r3 = await d.docker(['import', '-'], { input: '' });
     assert.notEqual(r3.code, 0, explain(r3));
     assert.match(r3.stderr, /empty/);
@@ -208,6 +222,22 @@ describe('docker save / load / import / prune / df', { skip }, () => {
     assert.ok(!(await imageIds(d)).includes(danglingId));
     // every untagged image went (the untagged import of the test above too), every tagged one stayed
     assert.deepEqual(await tags(d), tagsBefore.filter((t) => t !== '<none>:<none>'));
+
+    r = await ok(['system', 'df', '-v']);
+    assert.match(r.stdout, /^Images space usage:/m);
+    assert.match(r.stdout, /^busybox\s+latest\s+/m);
+
+    // filters: until (all test images are from 2024) and label (only the multi-layer image has purpose=test)
+    r = await ok(['image', 'prune', '-a', '-f', '--filter', 'until=2023-06-01T00:00:00Z']);
+    assert.match(r.stdout, /Total reclaimed space: 0B/);
+    assert.ok((await imageIds(d)).includes(multiId));
+    r = await ok(['image', 'prune', '-a', '-f', '--filter', 'label=purpose=test']);
+    assert.match(r.stdout, /untagged: example.com\/multi:v1/);
+    assert.match(r.stdout, new RegExp(`deleted: ${multiId}`));
+    assert.ok((await imageIds(d)).includes(busyboxId));
+    const bad = await d.docker(['image', 'prune', '-f', '--filter', 'until=yesterday']);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /until/);
 
     r = await ok(['image', 'prune', '-a', '-f']);
     assert.match(r.stdout, /Deleted Images:/);
