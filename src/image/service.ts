@@ -158,8 +158,10 @@ export class ImageService {
   }
 
   private async pullOne(ref: Reference, client: RegistryClient, opts: PullOptions, progress: ProgressSink, finalStatus: boolean): Promise<ImageRecord> {
-    progress({ id: ref.digest ?? ref.tag, status: `Pulling from ${ref.path}` });
+    // Resolved before the first message: a missing or forbidden image is then a plain HTTP error,
+    // which is how dockerd reports it ("Error response from daemon: …").
     const resolved = await client.resolve(ref, { platform: opts.platform, signal: opts.signal });
+    progress({ id: ref.digest ?? ref.tag, status: `Pulling from ${ref.path}` });
     return gcLockFor(this.content).shared(async () => {
       const before = this.store.byReference(ref);
       const image = await this.fetchAndUnpack(resolved, client, opts.signal, progress);

@@ -13,7 +13,7 @@ import type { RequestContext } from '../router.ts';
 import type { ImageSummary } from '../types.ts';
 import type { ProgressStream } from '../progress.ts';
 import { ImageService, ImageServiceError } from '../../image/service.ts';
-import { ImageStoreError, type ImageRecord } from '../../image/image-store.ts';
+import { ImageStoreError, type ImageRecord, type ImageReference } from '../../image/image-store.ts';
 import type { ImageConfig, ProgressEvent, ProgressSink } from '../../image/types.ts';
 import { ReferenceError, isValidTag, parseNormalizedReference, familiarName, withDigest, withTag } from '../../image/reference.ts';
 import { parsePlatform, PlatformError } from '../../image/platform.ts';
@@ -90,8 +90,10 @@ function service(daemon: DaemonContext): ImageService {
 }
 
 /** docker's ImageSummary of one image (also used by /system/df). */
-export async function imageSummary(svc: ImageService, image: ImageRecord, opts: { digests?: boolean; sharedSize?: Map<string, number>; apiVersion?: string } = {}): Promise<ImageSummary> {
-  const refs = svc.store.references(image.id);
+export async function imageSummary(svc: ImageService, image: ImageRecord, opts: {
+  digests?: boolean; sharedSize?: Map<string, number>; apiVersion?: string; refFilter?: (r: ImageReference) => boolean;
+} = {}): Promise<ImageSummary> {
+  const refs = svc.store.references(image.id).filter(opts.refFilter ?? (() => true));
   let config: ImageConfig | undefined;
   try {
     config = await svc.config(image.id);
@@ -156,22 +158,19 @@ async function listImages(ctx: RequestContext): Promise<void> {
     images = images.filter((i) => (Date.parse(i.created ?? '') || 0) > t);
   }
   const references = filters.get('reference');
-  if (references.length > 0) {
-    images = images.filter((i) => refsOf(i.id).some((r) => references.some((p) => {
-      const name = familiarName(parseNormalizedReference(r.name));
-      return globMatch(p, name) || globMatch(p, r.familiar);
-    })));
-  }
+  // docker's FamiliarMatch: a pattern matches the familiar string or just the familiar name; an
+  // image is listed when one of its names matches, and only the matching names are shown.
+  const refFilter = references.length === 0 ? undefined : (r: ImageReference): boolean => {
+    const name = r.familiar.replace(/@.*$/, '').replace(/:[^:/]*$/, '');
+    return references.some((p) => globMatch(p, r.familiar) || globMatch(p, name));
+  };
+  if (refFilter) images = images.filter((i) => refsOf(i.id).some(refFilter));
   const out: ImageSummary[] = [];
   const usage = sharedSize ? svc.store.chainIdUsage() : undefined;
   for (const image of images) {
-    const s = await imageSummary(svc, image, { digests, sharedSize: usage, apiVersion: ctx.apiVersion });
+    const s = await imageSummary(svc, image, { digests, sharedSize: usage, apiVersion: ctx.apiVersion, refFilter });
     if (filters.contains('label') && !filters.matchKVList('label', s.Labels)) continue;
     out.push(s);
-  }
-  // With reference= filters, docker lists only the matching tags of an image.
-  if (references.length > 0) {
-    for (const s of out) s.RepoTags = s.RepoTags.filter((t) => references.some((p) => globMatch(p, t) || globMatch(p, t.slice(0, t.lastIndexOf(':')))));
   }
   ctx.json(out);
 }
