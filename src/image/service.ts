@@ -472,71 +472,74 @@ export class ImageService {
   }
 
   /**
-   * `docker rmi`: a name removes that name (and the image when it was the last one); an ID
-   * removes the image with all its names (refused when it has names in several repositories,
-   * unless forced, as docker).
+   * `docker rmi`, with dockerd's rules:
+   *  - by name: that name goes; when it was the repository's last tag, the repository's digest
+   *    names go too; the image is deleted only when no name is left;
+   *  - by ID: the names go when they are all in one repository; names in several repositories
+   *    need force (without it: "image is referenced in multiple repositories").
+   * Images used by containers: refused (running: even with force) — a hook until containers exist.
    */
   async remove(input: string, opts: { force?: boolean; noPrune?: boolean } = {}): Promise<DeleteResult[]> {
     const found = this.store.lookup(input);
     if (!found) throw new ImageServiceError('not-found', `No such image: ${displayName(input)}`);
     const { image, ref } = found;
+    const force = opts.force ?? false;
     const out: DeleteResult[] = [];
+    const untag = (name: string): void => {
+      const removed = this.store.untag(parseDockerReference(name));
+      if (!removed) return;
+      out.push({ Untagged: removed.familiar });
+      this.emit('untag', image.id, { name: image.id });
+    };
     const user = this.opts.imageInUse?.(image.id);
-    const refs = this.store.references(image.id);
-    if (ref && !opts.force) {
-      // Removing a name: only that name, unless it is the image's last one.
-      const removed = this.store.untag(parseDockerReference(ref.name));
-      if (removed) {
-        out.push({ Untagged: removed.familiar });
-        this.emit('untag', image.id, { name: removed.familiar });
+    if (ref) {
+      if (!force && user && this.store.references(image.id).length === 1) {
+        throw new ImageServiceError('conflict', `conflict: unable to remove repository reference "${displayName(input)}" (must force) - container ${user} is using its referenced image ${shortId(image.id)}`);
       }
-      // docker also drops the repo digests of that repository when the last tag of it goes.
+      untag(ref.name);
       const rest = this.store.references(image.id);
-      if (rest.every((r) => r.tag === undefined) && rest.length > 0 && ref.tag !== undefined) {
-        for (const r of rest.filter((x) => x.repository === ref.repository)) {
-          this.store.untag(parseDockerReference(r.name));
-          out.push({ Untagged: r.familiar });
-        }
+      if (ref.tag !== undefined && !rest.some((r) => r.tag !== undefined && r.repository === ref.repository)) {
+        for (const r of rest) if (r.digest !== undefined && r.repository === ref.repository) untag(r.name);
       }
       if (this.store.references(image.id).length > 0) return out;
-      if (user) return out;
     } else {
-      const repos = new Set(refs.map((r) => r.repository));
-      if (!opts.force && repos.size > 1) {
-        throw new ImageServiceError('conflict', `conflict: unable to delete ${shortId(image.id)} (must be forced) - image is referenced in multiple repositories`);
-      }
-      if (user && !opts.force) {
-        throw new ImageServiceError('conflict', `conflict: unable to delete ${shortId(image.id)} (cannot be forced) - image is being used by running container ${user}`);
-      }
-      for (const r of ref && opts.force ? refs : refs) {
-        this.store.untag(parseDockerReference(r.name));
-        out.push({ Untagged: r.familiar });
-        this.emit('untag', image.id, { name: r.familiar });
-      }
+      const refs = this.store.references(image.id);
+      if (new Set(refs.map((r) => r.repository)).size <= 1) for (const r of refs) untag(r.name);
     }
-    const children = this.store.children(image.id);
-    if (children.length > 0 && !opts.force) {
+    if (user) {
+      throw new ImageServiceError('conflict', `conflict: unable to delete ${shortId(image.id)} (${force ? 'cannot be forced' : 'must be forced'}) - image is being used by container ${user}`);
+    }
+    if (this.store.children(image.id).length > 0) {
       throw new ImageServiceError('conflict', `conflict: unable to delete ${shortId(image.id)} (cannot be forced) - image has dependent child images`);
+    }
+    const remaining = this.store.references(image.id);
+    if (remaining.length > 0) {
+      if (!force) throw new ImageServiceError('conflict', `conflict: unable to delete ${shortId(image.id)} (must be forced) - image is referenced in multiple repositories`);
+      for (const r of remaining) untag(r.name);
     }
     this.store.delete(image.id);
     out.push({ Deleted: image.id });
     this.emit('delete', image.id, { name: image.id });
-    if (!opts.noPrune) await this.releaseLayers(image);
+    // dockerd also lists each layer it removed (by chain ID).
+    if (!opts.noPrune) for (const c of await this.releaseLayers(image)) out.push({ Deleted: c });
     return out;
   }
 
   /** Removes snapshots no image uses any more, top of the chain first. */
-  private async releaseLayers(image: ImageRecord): Promise<void> {
+  private async releaseLayers(image: ImageRecord): Promise<Digest[]> {
+    const removed: Digest[] = [];
     const used = this.store.usedChainIds();
     for (const c of [...image.chainIds].reverse()) {
       if (used.has(c) || !this.snapshots.has(c)) continue;
       if (this.snapshots.children(c).length > 0) break;
       try {
         await this.snapshots.remove(c);
+        removed.push(c);
       } catch {
         break; // a container's snapshot may sit on it; garbage collection retries later
       }
     }
+    return removed;
   }
 
   /** `docker login`: checks the credentials against the registry; returns the identity token if any. */

@@ -161,3 +161,17 @@ test('docker push (skopeo reads it back with the same digest), pull again by dig
   const r = await d.docker(['push', `${reg.host}/nothere:v9`]);
   assert.match(r.stderr, /An image does not exist locally with the tag: /);
 });
+
+test('docker rmi -f by ID: every name untagged, the image and its unshared layers deleted', { skip }, async () => {
+  const name = `${reg.host}/arch:latest`;
+  await ok(['tag', name, 'second/repo:x']);
+  const id = JSON.parse(await ok(['image', 'inspect', '--format', '{{json .Id}}', name])) as string;
+  const out = await ok(['rmi', '-f', id.slice(7, 19)]);
+  assert.match(out, /^Untagged: second\/repo:x$/m);
+  assert.match(out, new RegExp(`^Untagged: ${reg.host.replace(/\./g, '\\.')}/arch:latest$`, 'm'));
+  assert.match(out, new RegExp(`^Deleted: ${id}$`, 'm'));
+  const r = await d.docker(['image', 'inspect', id]);
+  assert.notEqual(r.code, 0);
+  const ev = await ok(['events', '--since', '0', '--until', String(Math.floor(Date.now() / 1000) + 1), '--filter', 'type=image', '--filter', 'event=delete', '--format', '{{.Actor.ID}}']);
+  assert.match(ev, new RegExp(`^${id}$`, 'm'));
+});
