@@ -374,13 +374,16 @@ export async function inspectCommand(args: string[], opts: { format?: string }, 
 }
 
 /**
- * The daemon's JSON for templates as docker runs them on inspect output (a map with
- * missingkey=error): a field the object lacks is an error, not "<no value>".
+ * The daemon's JSON for templates as docker runs them on inspect output (Go maps with
+ * missingkey=error): a field the object lacks is an error, not "<no value>", and objects list
+ * their keys sorted (`{{json .RootFS}}` is {"Layers":…,"Type":…} in docker's output too).
  */
 function strictMap(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(strictMap);
   if (v === null || typeof v !== 'object') return v;
-  const target = v as Record<string, unknown>;
+  const source = v as Record<string, unknown>;
+  const target: Record<string, unknown> = {};
+  for (const k of Object.keys(source).sort()) target[k] = source[k];
   return new Proxy(target, {
     get: (t, k) => (typeof k === 'string' && Object.hasOwn(t, k) ? strictMap(t[k]) : Reflect.get(t, k)),
     getOwnPropertyDescriptor: (t, k) => {
