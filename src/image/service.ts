@@ -192,10 +192,14 @@ export class ImageService {
     const chains = chainIds(diffIds);
     const source = referenceName(ref);
 
-    // Metadata first: small, and a crash after this point only leaves unreferenced blobs.
-    if (resolved.index) await this.content.writeBuffer(resolved.index.bytes, resolved.index.digest);
-    await this.content.writeBuffer(resolved.manifest.bytes, resolved.manifest.digest);
-    await this.content.writeBuffer(resolved.config.bytes, resolved.config.descriptor.digest);
+    // The small blobs are written while the layers download (each costs an fsync); they only
+    // have to be in place before the image record, which names them, is written.
+    const metadata = Promise.all([
+      resolved.index ? this.content.writeBuffer(resolved.index.bytes, resolved.index.digest) : undefined,
+      this.content.writeBuffer(resolved.manifest.bytes, resolved.manifest.digest),
+      this.content.writeBuffer(resolved.config.bytes, resolved.config.descriptor.digest),
+    ]);
+    metadata.catch(() => {});
 
     const limiter = new Limiter(PULL_CONCURRENCY);
     // committed[i] settles when layer i's snapshot exists (or fails).
@@ -241,6 +245,7 @@ export class ImageService {
       await Promise.allSettled(downloads);
       throw err;
     }
+    await metadata;
     for (let i = 0; i < layers.length; i++) {
       if (present[i]) this.store.recordLayerBlob({ diffId: diffIds[i]!, digest: layers[i]!.digest, mediaType: layers[i]!.mediaType, size: layers[i]!.size, source });
     }
