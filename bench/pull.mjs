@@ -3,7 +3,9 @@
 // skopeo+umoci, in the same run, interleaved.
 //
 //   sudo node bench/pull.mjs [--runs 5] [--only busybox|debian] [--peers docker,podman,ctr,skopeo,berth]
-//                            [--mirror URL] [--cache /var/tmp/berth-bench] [--verbose]
+//                            [--mirror URL] [--cache /var/tmp/berth-bench] [--tmp /var/tmp] [--verbose]
+// --tmp is where every store (and the registry's) lives: /dev/shm takes the disk file system's
+// per-file cost out and leaves the clients' own overheads.
 // Berth runs from dist/berth.cjs (`npm run build` first), or $BERTH_BIN as in test/helpers/daemon.ts.
 //
 // Images (built locally, cached as OCI layouts under --cache so reruns skip this):
@@ -48,6 +50,7 @@ const { values: args } = parseArgs({
     peers: { type: 'string', default: ALL_PEERS.join(',') },
     mirror: { type: 'string' },
     cache: { type: 'string', default: '/var/tmp/berth-bench' },
+    tmp: { type: 'string', default: '/var/tmp' },
     verbose: { type: 'boolean', default: false },
   },
 });
@@ -266,7 +269,7 @@ function duMB(dir) {
 
 mkdirSync(args.cache, { recursive: true });
 // Short path: podman 4.3 + conmon stall when the storage runroot path is 51+ characters.
-const work = mkdtempSync('/var/tmp/bpull.');
+const work = mkdtempSync(join(args.tmp, 'bpull.'));
 let cleaning = false;
 async function cleanup() {
   if (cleaning) return;
@@ -337,13 +340,14 @@ http:
   const registry = startDaemon('registry', 'docker-registry', ['serve', join(work, 'registry/config.yml')], baseEnv);
   await waitReady(registry, async () => (await httpStatus({ host: '127.0.0.1', port, path: '/v2/' })) === 200);
 
-  // containers/image tools (podman, skopeo): private configs; the registry is plain HTTP.
+  // containers/image tools (podman, skopeo): private configs; the registry is plain HTTP. File locks
+  // (in tmp_dir) instead of the host-wide /dev/shm/libpod_lock segment every podman shares.
   const cdir = join(work, 'containers');
   mkdirSync(cdir, { recursive: true });
   writeFileSync(join(cdir, 'registries.conf'), `unqualified-search-registries = []\nshort-name-mode = "disabled"\n[[registry]]\nlocation = "${reg}"\ninsecure = true\n`);
   writeFileSync(join(cdir, 'auth.json'), '{}');
   writeFileSync(join(cdir, 'storage.conf'), `[storage]\ndriver = "overlay"\ngraphroot = "${work}/podman/root"\nrunroot = "${work}/podman/run"\n`);
-  writeFileSync(join(cdir, 'containers.conf'), `[containers]\nnetns = "none"\n[network]\nnetwork_config_dir = "${work}/podman/cni"\n[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\nevents_logfile_path = "${work}/podman/events.log"\ntmp_dir = "${work}/podman/tmp"\n`);
+  writeFileSync(join(cdir, 'containers.conf'), `[containers]\nnetns = "none"\n[network]\nnetwork_config_dir = "${work}/podman/cni"\n[engine]\nlock_type = "file"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\nevents_logfile_path = "${work}/podman/events.log"\ntmp_dir = "${work}/podman/tmp"\n`);
   const cEnv = {
     ...baseEnv,
     CONTAINERS_CONF: join(cdir, 'containers.conf'),
@@ -590,7 +594,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
   const f = (s) => s.toFixed(2);
   const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   console.log(`\npull + unpack from a loopback registry, ${runs} interleaved runs, warm page cache; seconds: median [min–max]`);
-  console.log(`machine: ${sh('nproc', []).stdout.trim()} CPUs, load ${load}, kernel ${sh('uname', ['-r']).stdout.trim()}; measured ${total.toFixed(0)} s`);
+  const fs = sh('findmnt', ['-n', '-o', 'FSTYPE', '-T', args.tmp], { check: false }).stdout.trim().split('\n')[0];
+  console.log(`machine: ${sh('nproc', []).stdout.trim()} CPUs, load ${load}, kernel ${sh('uname', ['-r']).stdout.trim()}; stores in ${args.tmp} (${fs}); measured ${total.toFixed(0)} s`);
   console.log(`versions: ${peers.map((p) => `${p.name} ${p.version}`).join(', ')}`);
   for (const im of images) {
     console.log(`\n${im.name} (${im.layers.length} layer(s), ${(im.bytes / 1e6).toFixed(1)} MB compressed)`);
