@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
-import { DOCKER_BIN } from '../helpers/daemon.ts';
+import { spawnSync } from 'node:child_process';
+import { DOCKER_BIN, REPO_ROOT, run } from '../helpers/daemon.ts';
 import { asBerth, FakeEngine, requestKey } from './images-fake-engine.ts';
 import { renderHistory, renderImages, ellipsis } from '../../src/cli/commands/images.ts';
 import { jsonIndent, goTimeString } from '../../src/cli/commands/common.ts';
@@ -290,5 +291,32 @@ describe('same output as the docker CLI', { skip: !haveDocker && `no docker CLI 
     await both(['logout', '127.0.0.1:5000']);
     await both(['logout', 'http://127.0.0.1:5000']);
     await both(['logout']);
+  });
+
+  test('on a terminal (script(1)): pull\'s in-place progress, save refusing the terminal, load refusing an empty stdin', { skip: spawnSync('script', ['--version']).status !== 0 && 'script(1) is not installed' }, async () => {
+    fake.on('POST', '/images/create', () => ({ lines: [
+      { status: 'Pulling from library/busybox', id: 'latest' },
+      { status: 'Pulling fs layer', progressDetail: {}, id: '7b2699543f22' },
+      { status: 'Pulling fs layer', progressDetail: {}, id: '0a8b3f1c2d4e' },
+      { status: 'Downloading', progressDetail: { current: 1000, total: 2_000_000 }, progress: '[>    ]  1kB/2MB', id: '7b2699543f22' },
+      { status: 'Download complete', progressDetail: {}, id: '0a8b3f1c2d4e' },
+      { status: 'Extracting', progressDetail: { current: 1_000_000, total: 2_000_000 }, id: '7b2699543f22' },
+      { status: 'Pull complete', progressDetail: {}, id: '7b2699543f22' },
+      { status: 'Pull complete', progressDetail: {}, id: '0a8b3f1c2d4e' },
+      { status: `Digest: ${H('b')}` },
+      { status: 'Status: Downloaded newer image for busybox:latest' },
+    ] }));
+    fake.on('GET', '/images/get', () => ({ raw: 'tar' }));
+    fake.on('GET', '/images/json', () => ({ json: IMAGES }));
+    const env = fake.env();
+    const onTerminal = (cmd: string, cols: number): Promise<string> =>
+      run('script', ['-qec', `stty cols ${cols}; ${cmd}; echo "exit $?"`, '/dev/null'], { env, cwd: REPO_ROOT, timeoutMs: 60_000 }).then((r) => r.stdout);
+    for (const cols of [80, 200]) {
+      for (const args of [['pull', 'busybox'], ['save', 'busybox'], ['load'], ['images', '--digests']]) {
+        const d = await onTerminal(`${DOCKER_BIN} ${args.join(' ')}`, cols);
+        const b = await onTerminal(`${process.execPath} --import tsx src/cli/berth.ts -H ${fake.host} ${args.join(' ')}`, cols);
+        assert.equal(b, d, `${args.join(' ')} at ${cols} columns`);
+      }
+    }
   });
 });

@@ -4,7 +4,7 @@
 //
 // What docker prints is derived from the same API answers, so these functions only turn JSON
 // into docker's text; every decision about images is the daemon's.
-import { createReadStream, existsSync, openSync, closeSync, renameSync, rmSync, statSync, createWriteStream } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, existsSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { basename, dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
@@ -17,7 +17,7 @@ import {
   authConfigKey, DEFAULT_TAG, type Reference,
 } from '../../image/reference.ts';
 import { CredentialStore, CredentialsError } from '../../image/registry/credentials.ts';
-import { writeStdout } from '../../runtime/output.ts';
+import { writeStderr, writeStdout } from '../../runtime/output.ts';
 import { readAll, type EngineClient } from '../client.ts';
 import { parseTemplate, renderList, shortId } from '../format/output.ts';
 import { displayJSONMessages, printProgress } from '../format/progress.ts';
@@ -327,7 +327,7 @@ export async function rmiCommand(args: string[], opts: RmiOptions, connect: Conn
   if (errors.length === 0) return;
   // With -f, images that were already gone are not a failure (docker prints them and exits 0).
   if (!opts.force || fatal) throw new ExitError(1, errors.join('\n'));
-  process.stderr.write(`${errors.join('\n')}\n`);
+  writeStderr(`${errors.join('\n')}\n`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -529,7 +529,6 @@ export async function saveCommand(args: string[], opts: { output?: string }, con
 
 /** Copies a stream to fd 1 synchronously chunk by chunk (stdout may be a file, a pipe or /dev/null). */
 async function writeStreamToStdout(res: AsyncIterable<Buffer>): Promise<void> {
-  const { writeSync } = await import('node:fs');
   for await (const chunk of res) {
     let off = 0;
     while (off < chunk.length) {
