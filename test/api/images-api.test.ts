@@ -31,7 +31,7 @@ const lines = (body: string): Msg[] => body.trim().split('\n').filter(Boolean).m
 
 test('POST /images/create streams docker\'s progress messages', async () => {
   const r = await d.request('POST', `/v1.47/images/create?fromImage=${encodeURIComponent(`${reg.host}/multi`)}&tag=latest`, { timeoutMs: 60_000 });
-  assert.equal(r.status, 200, r.body);
+  assert.equal(r.status, 200, r.text);
   const msgs = lines(r.text);
   assert.deepEqual(msgs[0], { status: 'Pulling from multi', id: 'latest' });
   const ids = multi.images[0]!.layers.map((l) => l.digest.slice(7, 19));
@@ -73,13 +73,13 @@ test('GET /images/json, /images/{name}/json, /history: shapes and field order', 
 test('errors: status codes and docker\'s messages', async () => {
   let r = await d.request('GET', '/images/nosuch/json');
   assert.equal(r.status, 404);
-  assert.equal(JSON.parse(r.body).message, 'No such image: nosuch:latest');
+  assert.equal(JSON.parse(r.text).message, 'No such image: nosuch:latest');
   r = await d.request('POST', '/images/create?fromImage=Bad%20Name');
   assert.equal(r.status, 400);
-  assert.match(JSON.parse(r.body).message, /invalid reference format/);
+  assert.match(JSON.parse(r.text).message, /invalid reference format/);
   r = await d.request('POST', `/images/create?fromImage=${reg.host}/nothere&tag=latest`);
-  assert.equal(r.status, 404, r.body);
-  assert.match(JSON.parse(r.body).message, /nothere/);
+  assert.equal(r.status, 404, r.text);
+  assert.match(JSON.parse(r.text).message, /nothere/);
   r = await d.request('POST', `/images/create?fromImage=${reg.host}/multi&tag=latest`, { headers: { 'X-Registry-Auth': '!!!' } });
   assert.equal(r.status, 400);
   r = await d.request('POST', `/images/${reg.host}/multi/tag?repo=${encodeURIComponent('Bad Repo')}`);
@@ -89,19 +89,19 @@ test('errors: status codes and docker\'s messages', async () => {
   r = await d.request('DELETE', '/images/nosuch');
   assert.equal(r.status, 404);
   r = await d.request('POST', '/auth', { body: JSON.stringify({ username: TEST_USER, password: 'wrong', serveraddress: auth.host }), headers: { 'content-type': 'application/json' } });
-  assert.equal(r.status, 401, r.body);
+  assert.equal(r.status, 401, r.text);
   r = await d.request('POST', '/auth', { body: JSON.stringify({ username: TEST_USER, password: TEST_PASSWORD, serveraddress: `http://${auth.host}/` }), headers: { 'content-type': 'application/json' } });
-  assert.equal(r.status, 200, r.body);
-  assert.deepEqual(JSON.parse(r.body), { IdentityToken: '', Status: 'Login Succeeded' });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(JSON.parse(r.text), { IdentityToken: '', Status: 'Login Succeeded' });
 });
 
 test('POST /images/{name}/tag then DELETE: Untagged and Deleted lists', async () => {
   let r = await d.request('POST', `/images/${reg.host}/multi/tag?repo=local/copy&tag=t1`);
   assert.equal(r.status, 201);
   r = await d.request('DELETE', '/images/local/copy:t1');
-  assert.deepEqual(JSON.parse(r.body), [{ Untagged: 'local/copy:t1' }]);
+  assert.deepEqual(JSON.parse(r.text), [{ Untagged: 'local/copy:t1' }]);
   r = await d.request('DELETE', `/images/${reg.host}/multi`);
-  const out = JSON.parse(r.body) as Array<Record<string, string>>;
+  const out = JSON.parse(r.text) as Array<Record<string, string>>;
   assert.deepEqual(out.slice(0, 3), [
     { Untagged: `${reg.host}/multi:latest` }, { Untagged: `${reg.host}/multi@${multi.descriptor.digest}` }, { Deleted: multi.images[0]!.configDigest },
   ]);

@@ -175,3 +175,23 @@ test('docker rmi -f by ID: every name untagged, the image and its unshared layer
   const ev = await ok(['events', '--since', '0', '--until', String(Math.floor(Date.now() / 1000) + 1), '--filter', 'type=image', '--filter', 'event=delete', '--format', '{{.Actor.ID}}']);
   assert.match(ev, new RegExp(`^${id}$`, 'm'));
 });
+
+test('docker save | load, then push of the loaded image (its stored layer blobs are sent)', { skip }, async () => {
+  const src = `${reg.host}/multi:v2s2`;
+  const tar = join(mkdtempSync(join(tmpdir(), 'berth-save-')), 'multi.tar');
+  dirs.push(join(tar, '..'));
+  await ok(['save', '-o', tar, src]);
+  await ok(['rmi', src]);
+  const loaded = await ok(['load', '-i', tar]);
+  assert.match(loaded, /Loaded image: /);
+  const dst = `${reg.host}/loaded/multi:v1`;
+  await ok(['tag', src, dst]);
+  const out = await ok(['push', dst]);
+  const m = /^v1: digest: (sha256:[0-9a-f]{64}) size: \d+$/m.exec(out);
+  assert.ok(m, out);
+  const inspected = JSON.parse(await skopeoInspect(reg, 'loaded/multi:v1')) as { Digest: string; Layers: string[] };
+  assert.equal(inspected.Digest, m![1]);
+  await ok(['rmi', dst]);
+  const again = await ok(['pull', `${reg.host}/loaded/multi@${m![1]}`]);
+  assert.match(again, /^Status: /m);
+});

@@ -17,6 +17,7 @@ import { ImageStoreError, type ImageRecord, type ImageReference } from '../../im
 import type { ImageConfig, ProgressEvent, ProgressSink } from '../../image/types.ts';
 import { ReferenceError, isValidTag, parseNormalizedReference, familiarName, withDigest, withTag } from '../../image/reference.ts';
 import { parsePlatform, PlatformError } from '../../image/platform.ts';
+import { parseUntil } from '../../image/gc.ts';
 import { CredentialsError, CredentialStore, decodeRegistryAuthHeader, RegistryError, type RegistryAuthHeader } from '../../image/registry/index.ts';
 
 declare module '../context.ts' {
@@ -156,6 +157,10 @@ async function listImages(ctx: RequestContext): Promise<void> {
   for (const b of filters.get('since')) {
     const t = createdOf(b);
     images = images.filter((i) => (Date.parse(i.created ?? '') || 0) > t);
+  }
+  for (const u of filters.get('until')) {
+    const t = parseUntil(u).getTime();
+    images = images.filter((i) => (Date.parse(i.created ?? '') || 0) < t);
   }
   const references = filters.get('reference');
   // docker's FamiliarMatch: a pattern matches the familiar string or just the familiar name; an
