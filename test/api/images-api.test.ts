@@ -48,22 +48,22 @@ test('POST /images/create streams docker\'s progress messages', async () => {
 });
 
 test('GET /images/json, /images/{name}/json, /history: shapes and field order', async () => {
-  const list = JSON.parse((await d.request('GET', '/v1.47/images/json')).body) as Array<Record<string, unknown>>;
+  const list = JSON.parse((await d.request('GET', '/v1.47/images/json')).text) as Array<Record<string, unknown>>;
   assert.equal(list.length, 1);
   assert.deepEqual(Object.keys(list[0]!), ['Containers', 'Created', 'Id', 'Labels', 'ParentId', 'RepoDigests', 'RepoTags', 'SharedSize', 'Size']);
   assert.equal(list[0]!.SharedSize, -1);
-  const old = JSON.parse((await d.request('GET', '/v1.41/images/json')).body) as Array<Record<string, unknown>>;
+  const old = JSON.parse((await d.request('GET', '/v1.41/images/json')).text) as Array<Record<string, unknown>>;
   assert.equal(old[0]!.VirtualSize, old[0]!.Size);
-  const dangling = JSON.parse((await d.request('GET', `/images/json?filters=${encodeURIComponent('{"dangling":["true"]}')}`)).body) as unknown[];
+  const dangling = JSON.parse((await d.request('GET', `/images/json?filters=${encodeURIComponent('{"dangling":["true"]}')}`)).text) as unknown[];
   assert.equal(dangling.length, 0);
 
-  const inspect = JSON.parse((await d.request('GET', `/v1.47/images/${reg.host}/multi/json`)).body) as Record<string, unknown>;
+  const inspect = JSON.parse((await d.request('GET', `/v1.47/images/${reg.host}/multi/json`)).text) as Record<string, unknown>;
   assert.deepEqual(Object.keys(inspect), ['Id', 'RepoTags', 'RepoDigests', 'Parent', 'Comment', 'Created', 'DockerVersion', 'Author', 'Config',
     'Architecture', 'Os', 'Size', 'GraphDriver', 'RootFS', 'Metadata']);
-  const inspect41 = JSON.parse((await d.request('GET', `/v1.41/images/${reg.host}/multi/json`)).body) as Record<string, unknown>;
+  const inspect41 = JSON.parse((await d.request('GET', `/v1.41/images/${reg.host}/multi/json`)).text) as Record<string, unknown>;
   assert.ok('ContainerConfig' in inspect41 && 'VirtualSize' in inspect41);
 
-  const history = JSON.parse((await d.request('GET', `/images/${reg.host}/multi/history`)).body) as Array<Record<string, unknown>>;
+  const history = JSON.parse((await d.request('GET', `/images/${reg.host}/multi/history`)).text) as Array<Record<string, unknown>>;
   assert.deepEqual(Object.keys(history[0]!), ['Comment', 'Created', 'CreatedBy', 'Id', 'Size', 'Tags']);
   assert.equal(history[0]!.Id, multi.images[0]!.configDigest);
   assert.deepEqual(history[0]!.Tags, [`${reg.host}/multi:latest`]);
@@ -106,6 +106,6 @@ test('POST /images/{name}/tag then DELETE: Untagged and Deleted lists', async ()
     { Untagged: `${reg.host}/multi:latest` }, { Untagged: `${reg.host}/multi@${multi.descriptor.digest}` }, { Deleted: multi.images[0]!.configDigest },
   ]);
   assert.equal(out.length, 3 + multi.images[0]!.layers.length); // and each layer
-  const list = JSON.parse((await d.request('GET', '/images/json')).body) as unknown[];
+  const list = JSON.parse((await d.request('GET', '/images/json')).text) as unknown[];
   assert.equal(list.length, 0);
 });
