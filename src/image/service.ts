@@ -180,7 +180,21 @@ export class ImageService {
     });
   }
 
-  private async fetchAndUnpack(resolved: ResolvedImage, client: RegistryClient, signal: AbortSignal | undefined, progress: ProgressSink): Promise<Omit<ImageRecord, 'addedAt'>> {
+  private async fetchAndUnpack(resolved: ResolvedImage, client: RegistryClient, outer: AbortSignal | undefined, progress: ProgressSink): Promise<Omit<ImageRecord, 'addedAt'>> {
+    // One failed layer stops the others at once (they keep their partial data for a retry).
+    const stop = new AbortController();
+    const onOuterAbort = (): void => stop.abort(outer?.reason);
+    if (outer?.aborted) stop.abort(outer.reason);
+    outer?.addEventListener('abort', onOuterAbort, { once: true });
+    try {
+      return await this.fetchAndUnpackWith(resolved, client, stop, progress);
+    } finally {
+      outer?.removeEventListener('abort', onOuterAbort);
+    }
+  }
+
+  private async fetchAndUnpackWith(resolved: ResolvedImage, client: RegistryClient, stop: AbortController, progress: ProgressSink): Promise<Omit<ImageRecord, 'addedAt'>> {
+    const signal = stop.signal;
     const ref = resolved.reference;
     const manifest = resolved.manifest.manifest;
     const config = resolved.config.config;
@@ -241,7 +255,7 @@ export class ImageService {
     try {
       await Promise.all(committed);
     } catch (err) {
-      // Let the other downloads stop at their next chunk (they keep their partial data).
+      stop.abort(err);
       await Promise.allSettled(downloads);
       throw err;
     }
