@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { BERTH_BIN, DOCKER_BIN, run, TestDaemon, type RunResult } from '../helpers/daemon.ts';
 import { skopeoInspect, startRegistry, TEST_PASSWORD, TEST_USER, type TestRegistry } from '../helpers/registry.ts';
-import { buildBusyboxLayout, buildMultiLayerLayout, pushLayout, tempLayoutDir, type Layout } from '../helpers/images.ts';
+import { buildBusyboxLayout, buildMultiArchLayout, buildMultiLayerLayout, copyInRegistry, pushLayout, tempLayoutDir, type Layout } from '../helpers/images.ts';
 
 const skip = existsSync(DOCKER_BIN) ? false : `the docker CLI is not installed at ${DOCKER_BIN}`;
 let d: TestDaemon;
@@ -16,6 +16,7 @@ let reg: TestRegistry;
 let authReg: TestRegistry;
 let busybox: Layout;
 let multi: Layout;
+let arch: Layout;
 const dirs: string[] = [];
 
 before(async () => {
@@ -23,8 +24,12 @@ before(async () => {
   [reg, authReg] = await Promise.all([startRegistry(), startRegistry({ auth: 'htpasswd' })]);
   busybox = buildBusyboxLayout(tempLayoutDir());
   multi = buildMultiLayerLayout(tempLayoutDir(), { labels: { 'org.example.kind': 'multi' } });
-  dirs.push(busybox.dir, multi.dir);
+  arch = buildMultiArchLayout(tempLayoutDir());
+  dirs.push(busybox.dir, multi.dir, arch.dir);
   await pushLayout(busybox, reg.host, 'library/busybox:latest');
+  await pushLayout(arch, reg.host, 'arch:latest');
+  await copyInRegistry(reg.host, 'library/busybox:latest', 'tags/busybox:1');
+  await copyInRegistry(reg.host, 'library/busybox:latest', 'tags/busybox:2');
   await pushLayout(multi, reg.host, 'team/multi:v2s2', { format: 'v2s2' });
   await pushLayout(busybox, authReg.host, 'private/busybox:1', { creds: `${TEST_USER}:${TEST_PASSWORD}` });
   d = await TestDaemon.start();
@@ -234,5 +239,20 @@ describe('berth image commands against berth daemon', { skip }, () => {
     const sys = await berth(['system', 'prune', '-a', '-f', '--volumes']);
     assert.equal(sys.stdout, 'Total reclaimed space: 0B\n');
     await sameAsDocker(['system', 'df']);
+  });
+
+  test('pull --platform picks the image of that platform; pull -a gets every tag', async () => {
+    const r = await berth(['pull', '--platform', 'linux/arm64', `${reg.host}/arch`]);
+    assert.match(r.stdout, new RegExp(`\\n${reg.host.replace(/\./g, '\\.')}/arch:latest\\n$`));
+    const a = await berth(['image', 'inspect', '-f', '{{.Os}}/{{.Architecture}}/{{.Variant}}', `${reg.host}/arch`]);
+    assert.equal(a.stdout, 'linux/arm64/v8\n');
+    const all = await berth(['pull', '-a', `${reg.host}/tags/busybox`]);
+    assert.match(all.stdout, new RegExp(`\\n${reg.host.replace(/\./g, '\\.')}/tags/busybox\\n$`));
+    assert.doesNotMatch(all.stdout, /Using default tag/);
+    const tags = await berth(['images', '--format', '{{.Tag}}', `${reg.host}/tags/busybox`]);
+    assert.deepEqual(tags.stdout.trim().split('\n').sort(), ['1', '2']);
+    const refused = await berth(['pull', '-a', `${reg.host}/tags/busybox:1`], { code: 1 });
+    assert.equal(refused.stderr, "tag can't be used with --all-tags/-a\n");
+    await berth(['rmi', `${reg.host}/arch`, `${reg.host}/tags/busybox:1`, `${reg.host}/tags/busybox:2`]);
   });
 });

@@ -318,5 +318,16 @@ describe('same output as the docker CLI', { skip: !haveDocker && `no docker CLI 
         assert.equal(b, d, `${args.join(' ')} at ${cols} columns`);
       }
     }
+    // Interactive login: "Username: " prompt, password read without echo, then as with -u/-p.
+    fake.on('POST', '/auth', () => ({ json: { Status: 'Login Succeeded', IdentityToken: '' } }));
+    const typed = async (who: 'docker' | 'berth'): Promise<string> => {
+      const cmd = who === 'docker' ? `${DOCKER_BIN} login 127.0.0.1:5000` : `${process.execPath} --import tsx src/cli/berth.ts -H ${fake.host} login 127.0.0.1:5000`;
+      const r = await run('sh', ['-c', `(sleep 1.5; printf 'me\\n'; sleep 1; printf 'pw\\n'; sleep 1.5) | script -qec "${cmd}; echo exit \\$?" /dev/null`],
+        { env: { ...env, DOCKER_CONFIG: join(fake.dir, `cfg-tty-${who}`) }, cwd: REPO_ROOT, timeoutMs: 60_000 });
+      return r.stdout.replace(join(fake.dir, `cfg-tty-${who}`), '<config>');
+    };
+    const d = await typed('docker');
+    assert.match(d, /^Username: me\r\nPassword: \r\n/);
+    assert.equal(await typed('berth'), d);
   });
 });
