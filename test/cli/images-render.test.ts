@@ -100,6 +100,9 @@ describe('same output as the docker CLI', { skip: !haveDocker && `no docker CLI 
     await same(['images']);
     const r = await same(['images', 'a', 'b'], { requests: false, stderr: 'ignore' });
     assert.match(r.stderr, /^berth: 'berth images' requires at most 1 argument\n\nUsage: {2}berth images \[OPTIONS\] \[REPOSITORY\[:TAG\]\]\n/);
+    await same(['images', '--filter', 'nofmt'], { requests: false });
+    await same(['image', 'prune', '--filter', 'x'], { requests: false });
+    await same(['system', 'prune', '-f', '--filter', 'x'], { requests: false });
     fake.on('GET', '/images/json', () => ({ status: 500, json: { message: 'the store is on fire' } }));
     await same(['images']);
   });
@@ -239,6 +242,7 @@ describe('same output as the docker CLI', { skip: !haveDocker && `no docker CLI 
     await same(['import', 'http://127.0.0.1:1/rootfs.tar', 'me/y']);
     await same(['import', join(fake.dir, 'absent.tar')], { requests: false });
     await same(['import', file, 'Bad'], { requests: false });
+    await same(['import', join(fake.dir, 'absent.tar'), 'a', 'b'], { requests: false });
   });
 
   test('image prune / system prune: prompts, declined prompt, report, filters', async () => {

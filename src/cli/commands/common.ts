@@ -3,7 +3,7 @@
 // Go's time formats that docker's tables print.
 import { readSync } from 'node:fs';
 import { ApiResponseError, DaemonConnectionError } from '../client.ts';
-import type { FilterArgs } from '../../engine/filters.ts';
+import { FilterArgs as FilterArgsClass, type FilterArgs } from '../../engine/filters.ts';
 import { CredentialStore, CredentialsError, encodeRegistryAuthHeader } from '../../image/registry/credentials.ts';
 import { writeStderr, writeStdout } from '../../runtime/output.ts';
 import { ExitError } from './system.ts';
@@ -41,6 +41,22 @@ export function encodeFilters(f: FilterArgs): string {
     for (const v of f.get(k).sort()) out[k][v] = true;
   }
   return JSON.stringify(out);
+}
+
+/**
+ * --filter key=value pairs, refused as docker refuses a malformed flag value: status 125, the
+ * flag's name and the command's usage.
+ */
+export function parseFilterFlags(values: readonly string[], spec: { command: string; usage: string; flag: string }): FilterArgs {
+  const f = new FilterArgsClass();
+  for (const v of values) {
+    if (v.indexOf('=') <= 0) {
+      throw new ExitError(125, `invalid argument ${JSON.stringify(v)} for "${spec.flag}" flag: bad format of filter (expected name=value)\n\n` +
+        `Usage:  berth ${spec.command} ${spec.usage}\n\nRun 'berth ${spec.command} --help' for more information`);
+    }
+    f.add(v.slice(0, v.indexOf('=')).trim().toLowerCase(), v.slice(v.indexOf('=') + 1).trim());
+  }
+  return f;
 }
 
 /** An error as the docker CLI prints it: daemon answers get "Error response from daemon: ". */

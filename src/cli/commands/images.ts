@@ -11,7 +11,6 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { randomBytes } from 'node:crypto';
 import { displaySize, humanDuration, humanSize } from '../../api/units.ts';
-import { FilterArgs } from '../../engine/filters.ts';
 import {
   parseAnyReference, parseNormalizedReference, referenceName, referenceString, familiarName,
   authConfigKey, DEFAULT_TAG, type Reference,
@@ -21,7 +20,7 @@ import { writeStderr, writeStdout } from '../../runtime/output.ts';
 import { readAll, type EngineClient } from '../client.ts';
 import { parseTemplate, renderList, shortId } from '../format/output.ts';
 import { displayJSONMessages, printProgress } from '../format/progress.ts';
-import { checkArgs, encodeFilters, errorMessage, goRFC3339, goTimeString, imagePath, jsonIndent, registryAuthHeader } from './common.ts';
+import { checkArgs, encodeFilters, errorMessage, parseFilterFlags, goRFC3339, goTimeString, imagePath, jsonIndent, registryAuthHeader } from './common.ts';
 import { ExitError } from './system.ts';
 
 export type Connect = () => Promise<EngineClient>;
@@ -209,7 +208,7 @@ export interface ImagesOptions { all?: boolean; quiet?: boolean; digests?: boole
 
 export async function imagesCommand(args: string[], opts: ImagesOptions, connect: Connect, command = 'images'): Promise<void> {
   checkArgs(args, { command, usage: '[OPTIONS] [REPOSITORY[:TAG]]', short: 'List images', max: 1 });
-  const filters = FilterArgs.fromPairs(opts.filter ?? []);
+  const filters = parseFilterFlags(opts.filter ?? [], { command, usage: '[OPTIONS] [REPOSITORY[:TAG]]', flag: '-f, --filter' });
   if (args[0]) filters.add('reference', args[0]);
   let format = opts.format;
   if (!format && !opts.quiet) format = await configImagesFormat();
@@ -573,7 +572,7 @@ export async function loadCommand(opts: { input?: string; quiet?: boolean }, con
 export interface ImportOptions { change?: string[]; message?: string; platform?: string }
 
 export async function importCommand(args: string[], opts: ImportOptions, connect: Connect, command = 'import'): Promise<void> {
-  checkArgs(args, { command, usage: '[OPTIONS] file|URL|- [REPOSITORY[:TAG]]', short: 'Import the contents from a tarball to create a filesystem image', min: 1, max: 2 });
+  checkArgs(args, { command, usage: '[OPTIONS] file|URL|- [REPOSITORY[:TAG]]', short: 'Import the contents from a tarball to create a filesystem image', min: 1 });
   const [source, repo] = args;
   let body: Readable | undefined;
   let fromSrc: string;

@@ -5,7 +5,7 @@ import { humanSize } from '../../api/units.ts';
 import { FilterArgs } from '../../engine/filters.ts';
 import { writeStdout } from '../../runtime/output.ts';
 import type { Connect, DeleteItem } from './images.ts';
-import { checkArgs, encodeFilters, promptForConfirmation } from './common.ts';
+import { checkArgs, encodeFilters, parseFilterFlags, promptForConfirmation } from './common.ts';
 import { ExitError } from './system.ts';
 
 const ALL_IMAGES_WARNING = 'WARNING! This will remove all images without at least one container associated to them.\nAre you sure you want to continue?';
@@ -14,8 +14,7 @@ const DANGLING_WARNING = 'WARNING! This will remove all dangling images.\nAre yo
 interface PruneReport { ImagesDeleted?: DeleteItem[] | null; SpaceReclaimed?: number }
 
 /** docker's image.RunPrune after the prompt: the report text and the space it freed. */
-async function pruneImages(all: boolean, filter: string[], connect: Connect): Promise<{ space: number; output: string }> {
-  const filters = FilterArgs.fromPairs(filter);
+async function pruneImages(all: boolean, filters: FilterArgs, connect: Connect): Promise<{ space: number; output: string }> {
   filters.add('dangling', String(!all));
   const client = await connect();
   const report = await client.json<PruneReport>('POST', '/images/prune', { query: { filters: encodeFilters(filters) } });
@@ -33,9 +32,9 @@ class Cancelled extends ExitError {
 
 export async function imagePruneCommand(args: string[], opts: { all?: boolean; force?: boolean; filter?: string[] }, connect: Connect): Promise<void> {
   checkArgs(args, { command: 'image prune', usage: '[OPTIONS]', short: 'Remove unused images', max: 0 });
-  FilterArgs.fromPairs(opts.filter ?? []); // a malformed --filter fails before the prompt
+  const filters = parseFilterFlags(opts.filter ?? [], { command: 'image prune', usage: '[OPTIONS]', flag: '--filter' });
   if (!opts.force && !promptForConfirmation(opts.all ? ALL_IMAGES_WARNING : DANGLING_WARNING)) throw new Cancelled();
-  const { space, output } = await pruneImages(Boolean(opts.all), opts.filter ?? [], connect);
+  const { space, output } = await pruneImages(Boolean(opts.all), filters, connect);
   if (output) writeStdout(`${output}\n`);
   writeStdout(`Total reclaimed space: ${humanSize(space)}\n`);
 }
@@ -63,10 +62,10 @@ export function systemPruneMessage(opts: { all?: boolean; volumes?: boolean; fil
 
 export async function systemPruneCommand(args: string[], opts: { all?: boolean; force?: boolean; volumes?: boolean; filter?: string[] }, connect: Connect): Promise<void> {
   checkArgs(args, { command: 'system prune', usage: '[OPTIONS]', short: 'Remove unused data', max: 0 });
-  const f = FilterArgs.fromPairs(opts.filter ?? []);
+  const f = parseFilterFlags(opts.filter ?? [], { command: 'system prune', usage: '[OPTIONS]', flag: '--filter' });
   if (opts.volumes && f.contains('until')) throw new Error('ERROR: The "until" filter is not supported with "--volumes"');
   if (!opts.force && !promptForConfirmation(systemPruneMessage(opts))) throw new Cancelled();
-  const { space, output } = await pruneImages(Boolean(opts.all), opts.filter ?? [], connect);
+  const { space, output } = await pruneImages(Boolean(opts.all), f, connect);
   if (output) writeStdout(`${output}\n`);
   writeStdout(`Total reclaimed space: ${humanSize(space)}\n`);
 }
