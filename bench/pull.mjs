@@ -12,6 +12,7 @@
 //   busybox  Debian busybox-static + applet symlinks, one layer (~1 MB gzip)
 //   debian   `debootstrap --variant=minbase bookworm` from the host's Debian mirror, trimmed like
 //            distribution base images (no apt lists/caches/logs), one layer (~50 MB gzip)
+// (layers are GNU tar + gzip, the layout written here: see packLayout for why not umoci)
 // They are pushed with skopeo (OCI manifests) into Debian's `docker-registry` on 127.0.0.1 with
 // private storage. Each measured run starts from an empty store (image removed + pruned, or a
 // fresh directory) so it really downloads and unpacks; the page cache is NOT dropped: every
@@ -526,7 +527,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
   function fetchAll(im) {
     return Promise.all(im.blobs.map((digest) => new Promise((resolve, reject) => {
       const req = request({ host: '127.0.0.1', port, path: `/v2/bench/${im.name}/blobs/${digest}`, agent: false }, (res) => {
-        // The registry answers 307 to a redirect only with a redirecting storage driver; filesystem serves directly.
+        // Filesystem storage serves blobs itself: a 200 with the body (no redirect to follow).
         if (res.statusCode !== 200) reject(new Error(`blob ${digest}: HTTP ${res.statusCode}`));
         let n = 0;
         res.on('data', (c) => { n += c.length; });
