@@ -311,8 +311,10 @@ export class ImageStore {
    * Points a name (a normalised reference; no tag and no digest means :latest) at an image.
    * Returns the image the name pointed at before, if it moved (that one may now be dangling).
    * A reference with both tag and digest is stored as the digest alone (docker's rule).
+   * `touch` sets the image's lastTagTime: dockerd does that for `docker tag` only, not for the
+   * names a pull or load adds.
    */
-  tag(id: Digest, ref: Reference): { previous?: Digest } {
+  tag(id: Digest, ref: Reference, opts: { touch?: boolean } = {}): { previous?: Digest } {
     const r = storedRef(ref);
     const name = referenceString(r);
     const now = new Date().toISOString();
@@ -322,7 +324,7 @@ export class ImageStore {
       this.db.prepare(`INSERT INTO image_refs (name, repository, tag, digest, image_id, added_at) VALUES (?, ?, ?, ?, ?, ?)
         ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id, added_at = excluded.added_at`)
         .run(name, referenceName(r), r.tag ?? null, r.digest ?? null, id, now);
-      if (r.tag !== undefined) this.db.prepare('UPDATE images SET last_tag_time = ? WHERE id = ?').run(now, id);
+      if (opts.touch && r.tag !== undefined) this.db.prepare('UPDATE images SET last_tag_time = ? WHERE id = ?').run(now, id);
       return old && old.image_id !== id ? { previous: old.image_id } : {};
     });
   }

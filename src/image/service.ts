@@ -221,7 +221,9 @@ export class ImageService {
     const sizes: number[] = [];
     const ids = layers.map((l) => shortId(l.digest));
     const present = chains.map((c) => this.snapshots.has(c));
-    layers.forEach((_l, i) => progress({ id: ids[i], status: present[i] ? 'Already exists' : 'Pulling fs layer' }));
+    // An image that is already complete gets no per-layer lines, as with dockerd.
+    const known = this.store.has(resolved.config.descriptor.digest) && present.every(Boolean);
+    if (!known) layers.forEach((_l, i) => progress({ id: ids[i], status: present[i] ? 'Already exists' : 'Pulling fs layer' }));
 
     const downloads = layers.map((layer, i) => {
       if (present[i]) return Promise.resolve<'present' | 'stored' | 'extracted'>('present');
@@ -345,8 +347,9 @@ export class ImageService {
         target: target.dir, mode: target.mode, mediaType: layer.mediaType, expectedDiffId: diffId, lowers: target.lowers, signal,
         onProgress: (n) => progress({ id, status: 'Extracting', current: n, total: layer.size }),
       });
-      await target.commit(result);
-      sizes[i] = result.size;
+      // Sizes as docker reports them (file bytes, not tar bytes): image SIZE and history agree.
+      await target.commit({ ...result, size: result.contentSize });
+      sizes[i] = result.contentSize;
     } catch (err) {
       await target.abort();
       throw err;
@@ -486,7 +489,7 @@ export class ImageService {
       ref = withTag(ref, tag);
     }
     if (ref.tag === undefined) ref = withTag(ref, 'latest');
-    this.store.tag(image.id, ref);
+    this.store.tag(image.id, ref, { touch: true });
     this.emit('tag', image.id, { name: familiarString(ref) });
   }
 

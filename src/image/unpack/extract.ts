@@ -90,6 +90,11 @@ export class Extractor implements TarSink {
   private fd = -1;
   private current: { rel: string; entry: TarEntry } | undefined;
   entries = 0;
+  /**
+   * Bytes of content this layer adds as docker measures a layer directory (regular files' sizes
+   * plus symlink target lengths; a hardlink adds nothing), for image and history sizes.
+   */
+  contentSize = 0;
 
   constructor(private readonly opts: ExtractOptions) {
     this.rootBytes = `${Buffer.from(opts.root, 'utf8').toString('latin1').replace(/\/+$/, '')}/`;
@@ -127,8 +132,8 @@ export class Extractor implements TarSink {
     try {
       switch (e.type) {
         case 'dir': this.makeDir(rel, e); break;
-        case 'file': this.openFile(rel, e); break;
-        case 'symlink': this.makeSymlink(rel, e); break;
+        case 'file': this.openFile(rel, e); this.contentSize += e.size; break;
+        case 'symlink': this.makeSymlink(rel, e); this.contentSize += Buffer.byteLength(e.linkname, 'latin1'); break;
         case 'link': this.makeHardlink(rel, e); break;
         case 'char':
         case 'block':

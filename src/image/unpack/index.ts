@@ -48,6 +48,8 @@ export interface ApplyLayerResult {
   /** Bytes of the uncompressed tar stream. */
   size: number;
   entries: number;
+  /** Regular file bytes plus symlink target lengths: docker's size of a layer directory. */
+  contentSize: number;
   /**
    * overlay mode: directories marked opaque in this layer (relative paths, raw bytes as latin1).
    * Kept with the snapshot and passed back in `lowers` when a later layer is unpacked above it.
@@ -172,6 +174,7 @@ export async function applyLayer(source: AsyncIterable<Uint8Array> | Readable, o
       compressedSize,
       size: reader.position,
       entries: reader.entries,
+      contentSize: extractor.contentSize,
       opaqueDirs: [...extractor.opaqueDirs],
     };
   } catch (err) {
