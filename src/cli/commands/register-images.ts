@@ -19,7 +19,7 @@ export function registerImageCommands(program: Command, system: Command, connect
 
   const addList = (parent: Command, name: string, path: string, aliases: string[] = []): void => {
     const c = parent.command(name).description('list images')
-      .argument('[args...]', 'REPOSITORY[:TAG]')
+      .argument('[args...]', 'REPOSITORY[:TAG]').usage('[options] REPOSITORY[:TAG]')
       .option('-a, --all', 'show all images (default hides intermediate images)')
       .option('-q, --quiet', 'only show image IDs')
       .option('--digests', 'show digests')
@@ -35,7 +35,7 @@ export function registerImageCommands(program: Command, system: Command, connect
 
   const addPull = (parent: Command, path: string): void => {
     parent.command('pull').description('download an image from a registry')
-      .argument('[args...]', 'NAME[:TAG|@DIGEST]')
+      .argument('[args...]', 'NAME[:TAG|@DIGEST]').usage('[options] NAME[:TAG|@DIGEST]')
       .option('-a, --all-tags', 'download all tagged images in the repository')
       .option('-q, --quiet', 'suppress verbose output')
       .option('--platform <platform>', 'set platform if server is multi-platform capable (os[/arch[/variant]])')
@@ -47,7 +47,7 @@ export function registerImageCommands(program: Command, system: Command, connect
 
   const addPush = (parent: Command, path: string): void => {
     parent.command('push').description('upload an image to a registry')
-      .argument('[args...]', 'NAME[:TAG]')
+      .argument('[args...]', 'NAME[:TAG]').usage('[options] NAME[:TAG]')
       .option('-a, --all-tags', 'push all tags of an image to the repository')
       .option('-q, --quiet', 'suppress verbose output')
       .option('--disable-content-trust', 'skip image signing (always: Berth has no content trust)')
@@ -58,7 +58,7 @@ export function registerImageCommands(program: Command, system: Command, connect
 
   const addTag = (parent: Command, path: string): void => {
     parent.command('tag').description('create a tag TARGET_IMAGE that refers to SOURCE_IMAGE')
-      .argument('[args...]', 'SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]')
+      .argument('[args...]', 'SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]').usage('[options] SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]')
       .action((args: string[]) => tagCommand(args, connect, path));
   };
   addTag(program, 'tag');
@@ -66,7 +66,7 @@ export function registerImageCommands(program: Command, system: Command, connect
 
   const addRm = (parent: Command, name: string, path: string, aliases: string[] = []): void => {
     const c = parent.command(name).description('remove one or more images')
-      .argument('[args...]', 'IMAGE [IMAGE...]')
+      .argument('[args...]', 'IMAGE [IMAGE...]').usage('[options] IMAGE [IMAGE...]')
       .option('-f, --force', 'force removal of the image')
       .option('--no-prune', 'do not delete untagged parents')
       .action((args: string[], o: { force?: boolean; prune?: boolean }) => rmiCommand(args, o, connect, path));
@@ -76,15 +76,15 @@ export function registerImageCommands(program: Command, system: Command, connect
   addRm(image, 'rm', 'image rm', ['remove']);
 
   image.command('inspect').description('display detailed information on one or more images')
-    .argument('[args...]', 'IMAGE [IMAGE...]')
+    .argument('[args...]', 'IMAGE [IMAGE...]').usage('[options] IMAGE [IMAGE...]')
     .option('-f, --format <template>', 'format output using a Go template ("json" for compact JSON)')
     .action((args: string[], o: { format?: string }) => inspectCommand(args, o, connect, 'image inspect'));
 
   const addHistory = (parent: Command, path: string): void => {
     parent.command('history').description('show the history of an image')
-      .argument('[args...]', 'IMAGE')
+      .argument('[args...]', 'IMAGE').usage('[options] IMAGE')
       // -H is rewritten to --human before parsing (the program's -H is --host): see rewriteHistoryHuman.
-      .option('--human [bool]', 'print sizes and dates in human readable format (-H; default true)')
+      .option('--human [bool]', '(or -H) print sizes and dates in human readable format; -H=false for raw (default true)')
       .option('--no-trunc', "don't truncate output")
       .option('-q, --quiet', 'only show image IDs')
       .option('--format <template>', 'format output using a Go template')
@@ -96,7 +96,7 @@ export function registerImageCommands(program: Command, system: Command, connect
 
   const addSave = (parent: Command, path: string): void => {
     parent.command('save').description('save one or more images to a tar archive (streamed to STDOUT by default)')
-      .argument('[args...]', 'IMAGE [IMAGE...]')
+      .argument('[args...]', 'IMAGE [IMAGE...]').usage('[options] IMAGE [IMAGE...]')
       .option('-o, --output <file>', 'write to a file, instead of STDOUT')
       .action((args: string[], o: { output?: string }) => saveCommand(args, o, connect, path));
   };
@@ -114,7 +114,7 @@ export function registerImageCommands(program: Command, system: Command, connect
 
   const addImport = (parent: Command, path: string): void => {
     parent.command('import').description('import the contents from a tarball to create a filesystem image')
-      .argument('[args...]', 'file|URL|- [REPOSITORY[:TAG]]')
+      .argument('[args...]', 'file|URL|- [REPOSITORY[:TAG]]').usage('[options] file|URL|- [REPOSITORY[:TAG]]')
       .option('-c, --change <instruction>', 'apply Dockerfile instruction to the created image; repeatable', collect)
       .option('-m, --message <message>', 'set commit message for imported image')
       .option('--platform <platform>', 'set platform if server is multi-platform capable')
@@ -124,14 +124,14 @@ export function registerImageCommands(program: Command, system: Command, connect
   addImport(image, 'image import');
 
   image.command('prune').description('remove unused images')
-    .argument('[args...]')
+    .argument('[args...]').usage('[options]')
     .option('-a, --all', 'remove all unused images, not just dangling ones')
     .option('-f, --force', 'do not prompt for confirmation')
     .option('--filter <filter>', 'provide filter values (e.g. "until=<timestamp>"); repeatable', collect)
     .action((args: string[], o: { all?: boolean; force?: boolean; filter?: string[] }) => imagePruneCommand(args, o, connect));
 
   system.command('prune').description('remove unused data')
-    .argument('[args...]')
+    .argument('[args...]').usage('[options]')
     .option('-a, --all', 'remove all unused images not just dangling ones')
     .option('-f, --force', 'do not prompt for confirmation')
     .option('--volumes', 'prune anonymous volumes')
@@ -139,13 +139,13 @@ export function registerImageCommands(program: Command, system: Command, connect
     .action((args: string[], o: { all?: boolean; force?: boolean; volumes?: boolean; filter?: string[] }) => systemPruneCommand(args, o, connect));
 
   program.command('login').description('authenticate to a registry (defaults to Docker Hub)')
-    .argument('[args...]', 'SERVER')
+    .argument('[args...]', 'SERVER').usage('[options] SERVER')
     .option('-u, --username <name>', 'username')
     .option('-p, --password <password>', 'password or personal access token')
     .option('--password-stdin', 'take the password from stdin')
     .action((args: string[], o: { username?: string; password?: string; passwordStdin?: boolean }) => loginCommand(args, o, connect));
 
   program.command('logout').description('log out from a registry')
-    .argument('[args...]', 'SERVER')
+    .argument('[args...]', 'SERVER').usage('[options] SERVER')
     .action((args: string[]) => logoutCommand(args, connect));
 }
