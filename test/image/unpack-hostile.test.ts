@@ -99,7 +99,10 @@ const CASES: Case[] = [
     layer: () => { const z = Buffer.from(zstd(Buffer.concat([plainFile, randomBytes(3000)]))); for (let i = 20; i < z.length - 8; i += 7) z[i] ^= 0xa5; return z; },
   },
   { name: 'truncated tar inside a file', raw: true, layer: () => plainFile.subarray(0, 2048), reason: 'truncated', message: /tar stream truncated at byte 2048, inside an entry/ },
-  { name: 'tar without its end blocks', raw: true, layer: () => tar([{ name: 'f', data: 'x' }], { end: false }), reason: 'truncated', message: /without the end-of-archive blocks/ },
+  {
+    name: 'tar cut right after an extended header', raw: true, reason: 'truncated', message: /tar stream truncated/,
+    layer: () => { const t = tar([{ name: 'f', data: 'x', pax: { path: 'f' } }], { end: false }); return t.subarray(0, 1024); },
+  },
   {
     name: 'corrupt gzip data', raw: true, reason: 'compression', message: /corrupt gzip data/,
     layer: () => { const g = Buffer.from(gzip(plainFile)); for (let i = 12; i < 40; i++) g[i] ^= 0x55; return g; },
@@ -174,5 +177,17 @@ test('absolute names are confined (leading "/" stripped, as docker does)', async
     assert.equal(readFileSync(join(out, name), 'utf8'), 'inside');
     assert.ok(!existsSync(name.slice(0, name.lastIndexOf('/'))), 'nothing written at the absolute path');
     assert.deepEqual(diffTrees(tree(out), tree(out)), []);
+  });
+});
+
+test('an archive that stops after its last entry (no end blocks, no padding) is accepted, as Go\'s reader accepts it', async () => {
+  await withTempDir(async (root) => {
+    const full = rawTar([{ name: 'a', data: 'first' }, { name: 'b', data: 'last' }], { end: false });
+    for (const [label, cut] of [['no end blocks', full], ['no padding either', full.subarray(0, full.length - 512 + 4)]] as const) {
+      const out = join(root, label.replace(/ /g, '-'));
+      mkdirSync(out);
+      await applyLayer(Readable.from([cut]), { target: out, mode: 'overlay' });
+      assert.equal(readFileSync(join(out, 'b'), 'utf8'), 'last', label);
+    }
   });
 });

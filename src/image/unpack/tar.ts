@@ -145,6 +145,7 @@ export class TarReader {
   private partialLen = 0;
   private remaining = 0; // data, meta or skip bytes left
   private padding = 0; // after data/meta: zero bytes up to the block boundary
+  private skippingPadding = false; // 'skip' is a finished entry's padding, not a payload
   private metaKind: MetaKind = 'x';
   private metaBuf: Buffer | undefined;
   private metaLen = 0;
@@ -229,10 +230,12 @@ export class TarReader {
   /** Declares the end of the stream; throws if the archive was cut short. */
   end(): void {
     if (this.state === 'end' || this.state === 'zero') return; // a lone zero block at EOF is accepted, as GNU tar does
-    if (this.state === 'header' && this.partialLen === 0) {
-      if (this.position === 0) return; // an empty stream: an empty layer
-      throw new LayerError('truncated', `tar stream truncated: it ends after ${this.entries} entries without the end-of-archive blocks (byte ${this.position})`);
-    }
+    // An archive that stops right after an entry, without the end-of-archive blocks or even the
+    // last entry's padding, is accepted as Go's reader (docker, containerd) accepts it: some
+    // writers (umoci 0.4) produce such layers, and the diff ID, not the tar framing, is what
+    // proves a layer complete.
+    if (this.state === 'header' && this.partialLen === 0 && !this.inEntry && !this.pax && this.longName === undefined && this.longLink === undefined) return;
+    if (this.state === 'skip' && this.skippingPadding) return;
     throw new LayerError('truncated', `tar stream truncated at byte ${this.position}, inside ${this.state === 'header' ? 'a header' : 'an entry'}`);
   }
 
@@ -245,6 +248,7 @@ export class TarReader {
   private afterPayload(): void {
     if (this.padding > 0) {
       this.state = 'skip';
+      this.skippingPadding = true;
       this.remaining = this.padding;
       this.padding = 0;
     } else {
@@ -391,6 +395,7 @@ export class TarReader {
       this.state = 'header';
     } else {
       this.state = 'skip';
+      this.skippingPadding = false;
       this.remaining = total;
       this.padding = 0;
     }
