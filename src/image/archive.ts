@@ -67,7 +67,10 @@ export interface ArchiveLayer {
   diffId: Digest;
   /** The stored blob (any compression; the magic bytes decide). */
   blob: Descriptor;
-  /** Uncompressed size when known (the snapshot records it); measured with a first pass when not. */
+  /**
+   * The exact size of the uncompressed tar, when known; measured with a first decompression pass
+   * when not. (Not a snapshot's recorded size: that is docker's SIZE, the file bytes.)
+   */
   uncompressedSize?: number;
 }
 
@@ -109,6 +112,10 @@ async function writeEntry(pack: Pack, name: string, size: number, source: AsyncI
   const entryDone = new Promise<void>((resolve, reject) => {
     entry = pack.entry({ name, size, mode: 0o644, mtime, type: 'file' }, (err) => (err ? reject(err) : resolve()));
   });
+  // When the source fails first, the entry's own failure (the pack is destroyed) is not news;
+  // streamx would otherwise emit it as an 'error' nobody listens to.
+  entryDone.catch(() => {});
+  entry.on('error', () => {});
   if (Buffer.isBuffer(source)) {
     entry.end(source);
   } else {
@@ -162,11 +169,19 @@ async function* verifiedLayer(store: ContentStore, layer: ArchiveLayer, size: nu
   }
 }
 
+/** Measured tar sizes by diff ID: a tar header needs the size before the data, and a compressed blob does not say it. */
+const tarSizes = new Map<Digest, number>();
+const TAR_SIZES_KEPT = 4096;
+
 async function uncompressedSize(store: ContentStore, layer: ArchiveLayer): Promise<number> {
   if (layer.uncompressedSize !== undefined) return layer.uncompressedSize;
   if (layer.blob.digest === layer.diffId) return store.size(layer.blob.digest);
+  const known = tarSizes.get(layer.diffId);
+  if (known !== undefined) return known;
   let n = 0;
   for await (const chunk of layerTar(store, layer)) n += chunk.length;
+  if (tarSizes.size >= TAR_SIZES_KEPT) tarSizes.delete(tarSizes.keys().next().value!);
+  tarSizes.set(layer.diffId, n);
   return n;
 }
 
@@ -183,6 +198,9 @@ export async function writeArchive(store: ContentStore, images: ArchiveImage[], 
     out.once('close', () => { if (!out.writableFinished) reject(new ArchiveError('format', 'the client went away before the archive was complete')); });
   });
   failed.catch(() => {});
+  // Failures are reported through the returned promise; the pack's own 'error' (e.g. streamx's
+  // "Writable stream closed" when the client goes away) must not become an uncaught exception.
+  pack.on('error', () => {});
   pack.pipe(out);
 
   const written = new Set<string>();
@@ -264,7 +282,13 @@ export async function writeArchive(store: ContentStore, images: ArchiveImage[], 
     pack.finalize();
     await once(pack, 'end');
   })();
-  await Promise.race([work, failed]);
+  work.catch(() => {}); // when `failed` wins the race, the writer's own rejection is expected
+  try {
+    await Promise.race([work, failed]);
+  } catch (err) {
+    pack.destroy(err as Error);
+    throw err;
+  }
 }
 
 /** A stored blob as is, verified against its descriptor on the way out. */
@@ -717,7 +741,8 @@ export async function unpackLayers(store: ContentStore, snapshots: Snapshotter, 
           digest: layer.blob.digest, expectedDiffId: layer.diffId, signal: opts.signal,
           onProgress: (n) => opts.onProgress?.({ status: 'Loading layer', id, current: n, total: layer.blob.size }),
         });
-        await target.commit(result);
+        // Snapshot sizes are docker's SIZE (file bytes), as the pull path records them.
+        await target.commit({ ...result, size: result.contentSize });
         created.push(chain[i]!);
       } catch (err) {
         await target.abort();
@@ -1049,7 +1074,7 @@ export async function prepareSave(stores: ArchiveStores, names: string[]): Promi
       if (!blob) {
         throw new ArchiveError('missing', `image ${shortIdOf(id)}: no stored blob of layer ${layer.diffId} (the content store lost it); pull or load the image again`);
       }
-      layers.push({ diffId: layer.diffId, blob, uncompressedSize: stores.snapshots.get(layer.chainId)?.size });
+      layers.push({ diffId: layer.diffId, blob });
     }
     let manifest: ArchiveImage['manifest'];
     if (rec.manifestDigest && (await stores.content.has(rec.manifestDigest))) {

@@ -9,7 +9,8 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DOCKER_BIN, TestDaemon, type RunResult } from '../helpers/daemon.ts';
-import { buildBusyboxLayout, buildMultiLayerLayout } from '../helpers/images.ts';
+import { buildBusyboxLayout, buildMultiLayerLayout, pushLayout } from '../helpers/images.ts';
+import { startRegistry } from '../helpers/registry.ts';
 import { gzip, rawTar, sha256 } from '../helpers/tar.ts';
 
 const skip = existsSync(DOCKER_BIN) ? false : `the docker CLI is not installed at ${DOCKER_BIN}`;
@@ -258,5 +259,52 @@ describe('docker save / load / import / prune / df', { skip }, () => {
     assert.match(r.stdout, new RegExp(`deleted: ${busyboxId}`));
     r = await ok(['builder', 'prune', '-f']);
     assert.match(r.stdout, /Total:\s+0B|Total reclaimed space: 0B/);
+  });
+});
+
+describe('save of a pulled image', { skip }, () => {
+  test('pull (gzip layers) → save → load into a fresh daemon: same ID; format=oci keeps the registry manifest', async () => {
+    const reg = await startRegistry();
+    const fresh = await TestDaemon.start();
+    try {
+      const ml = buildMultiLayerLayout(join(work, 'pulled'));
+      const digest = await pushLayout(ml, reg.host, 'pulled:1');
+      const name = `${reg.host}/pulled:1`;
+      await ok(['pull', '-q', name]);
+      const file = join(work, 'pulled.tar');
+      await ok(['save', '-o', file, name]);
+      const manifest = JSON.parse(sh('tar', ['-xOf', file, 'manifest.json']));
+      assert.deepEqual(manifest[0].RepoTags, [name]);
+      // layers go out uncompressed: each file is its diff ID
+      for (const l of manifest[0].Layers as string[]) {
+        const bytes = spawnSync('tar', ['-xOf', file, l], { maxBuffer: 1 << 28 }).stdout;
+        assert.equal(sha256(bytes).slice(7), l.split('/').pop());
+      }
+      const r = await fresh.docker(['load', '-i', file]);
+      assert.equal(r.code, 0, explain(r));
+      assert.equal(r.stdout.trim(), `Loaded image: ${name}`);
+      assert.deepEqual(await imageIds(fresh), [ml.images[0]!.configDigest]);
+
+      // the OCI form: the stored manifest and compressed blobs as pulled
+      const res = await d.request('GET', `/images/get?names=${encodeURIComponent(name)}&format=oci`);
+      assert.equal(res.status, 200);
+      const oci = join(work, 'pulled-oci.tar');
+      writeFileSync(oci, res.body);
+      const raw = sh('skopeo', ['inspect', '--raw', `oci-archive:${oci}`]);
+      assert.equal(sha256(raw), digest);
+
+      // a blob corrupted on disk: the save is cut (the CLI fails), the daemon lives on
+      const layerBlob = ml.images[0]!.layers[2]!.digest;
+      const path = join(d.dataRoot, 'image', 'content', 'blobs', 'sha256', layerBlob.slice(7));
+      writeFileSync(path, gzip(Buffer.alloc(4096, 1)));
+      const cut = await d.docker(['save', '-o', join(work, 'cut.tar'), name]);
+      assert.notEqual(cut.code, 0, explain(cut));
+      const alive = await d.docker(['version']);
+      assert.equal(alive.code, 0, d.log().split('\n').slice(-15).join('\n'));
+      assert.match(d.log(), /corrupt in the content store/);
+    } finally {
+      await fresh.cleanup();
+      await reg.stop();
+    }
   });
 });
