@@ -20,7 +20,7 @@
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { posix } from 'node:path';
-import { Readable, type Writable } from 'node:stream';
+import { pipeline, Readable, type Transform, type Writable } from 'node:stream';
 import { extract as tarExtract, pack as tarPack, type Pack } from 'tar-stream';
 import type { ContentStore } from './content-store.ts';
 import { chainIds, isDigest, parseDigest, sha256Digest } from './digest.ts';
@@ -131,6 +131,15 @@ function dirEntry(pack: Pack, name: string, mtime: Date): void {
   pack.entry({ name, type: 'directory', mode: 0o755, mtime });
 }
 
+/**
+ * source → transform, with the source's failure passed on: pipe() does not forward errors, and a
+ * decompressor left waiting for input would hang its reader (and the GC lock it holds) forever.
+ */
+function through(source: AsyncIterable<Buffer>, transform: Transform): Transform {
+  // pipeline() destroys every stage with the first error; the reader of `transform` sees it.
+  return pipeline(Readable.from(source), transform, () => {});
+}
+
 /** The uncompressed bytes of a stored layer blob. */
 async function* layerTar(store: ContentStore, layer: ArchiveLayer): AsyncGenerator<Buffer> {
   const raw = store.createReadStream(layer.blob.digest);
@@ -148,8 +157,7 @@ async function* layerTar(store: ContentStore, layer: ArchiveLayer): AsyncGenerat
     yield* rest();
     return;
   }
-  const out = Readable.from(rest()).pipe(decompressor);
-  raw.on('error', (err) => decompressor.destroy(err));
+  const out = through(rest(), decompressor);
   for await (const chunk of out) yield chunk as Buffer;
 }
 
@@ -812,7 +820,7 @@ export async function importRootfs(source: AsyncIterable<Uint8Array>, store: Con
       for (let r = await iter.next(); !r.done; r = await iter.next()) yield Buffer.from(r.value);
     };
     const decompressor = createDecompressor(compression);
-    const plain: AsyncIterable<Uint8Array> = decompressor ? Readable.from(all()).pipe(decompressor) : all();
+    const plain: AsyncIterable<Uint8Array> = decompressor ? through(all(), decompressor) : all();
     const info = await store.writeStream(plain);
     if (info.created) added.add(info.digest);
     const diffId = info.digest;

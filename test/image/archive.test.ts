@@ -206,6 +206,19 @@ describe('archive', () => {
     });
   });
 
+  test('import: a source that fails half-way (client gone) fails the import instead of hanging', async () => {
+    await withTempDir(async (dir) => {
+      const store = new ContentStore(join(dir, 'store'));
+      const data = gzip(rawTar([{ name: 'big', data: Buffer.alloc(1 << 20, 7) }]));
+      async function* broken(): AsyncGenerator<Buffer> {
+        yield data.subarray(0, 1000);
+        throw new Error('aborted');
+      }
+      await assert.rejects(importRootfs(broken(), store, { source: '-' }), /aborted/);
+      assert.deepEqual(await store.list(), []);
+    });
+  });
+
   test('--change instructions', () => {
     const c = applyChanges({ Cmd: ['old'], WorkingDir: '/a' }, [
       'ENTRYPOINT /bin/run --flag', 'LABEL a=b "c d"=e', 'USER 1000:1000', 'WORKDIR b', 'VOLUME ["/data", "/logs"]', 'STOPSIGNAL SIGINT', 'ENV K some value',
