@@ -36,6 +36,7 @@ import { applyLayer } from './unpack/index.ts';
 /** dockerd's max-concurrent-downloads / uploads default. */
 const PULL_CONCURRENCY = 3;
 const PUSH_CONCURRENCY = 5;
+const CLIENT_CACHE_SIZE = 16;
 
 export type ImageServiceErrorCode = 'not-found' | 'conflict' | 'invalid' | 'unsupported';
 
@@ -106,6 +107,7 @@ export class ImageService {
   readonly content: ContentStore;
   readonly snapshots: Snapshotter;
   private readonly opts: ImageServiceOptions;
+  private readonly clients = new Map<string, RegistryClient>();
 
   private constructor(opts: ImageServiceOptions, store: ImageStore, content: ContentStore, snapshots: Snapshotter) {
     this.opts = opts;
@@ -122,11 +124,32 @@ export class ImageService {
     return new ImageService(opts, store, content, snapshots);
   }
 
+  /**
+   * A registry client for these credentials. Clients are kept (a few, most recent first) because
+   * each remembers host probes (HTTPS or plain HTTP) and bearer tokens: a fresh client per pull
+   * would pay a ping, a TLS attempt and a token fetch every time.
+   */
   private client(domain: string, auth?: Credentials): RegistryClient {
+    const insecure = this.opts.insecureRegistries();
+    const key = JSON.stringify([domain, auth ?? null, insecure]);
+    const cached = this.clients.get(key);
+    if (cached) {
+      this.clients.delete(key);
+      this.clients.set(key, cached);
+      return cached;
+    }
     const fallback: CredentialResolver | undefined = this.opts.credentials?.resolver();
     const fixed = auth ? fixedCredentials(domain, auth) : undefined;
     const credentials: CredentialResolver = async (d) => (await fixed?.(d)) ?? (await fallback?.(d));
-    return new RegistryClient({ credentials, insecureRegistries: this.opts.insecureRegistries(), userAgent: 'berth' });
+    const client = new RegistryClient({ credentials, insecureRegistries: insecure, userAgent: 'berth' });
+    this.clients.set(key, client);
+    while (this.clients.size > CLIENT_CACHE_SIZE) this.clients.delete(this.clients.keys().next().value!);
+    return client;
+  }
+
+  /** Forgets cached clients (after a logout the daemon's stored credentials may have changed). */
+  forgetClients(): void {
+    this.clients.clear();
   }
 
   private emit(action: string, id: string, attributes: Record<string, string>): void {
