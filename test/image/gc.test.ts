@@ -100,6 +100,27 @@ describe('gc', () => {
     });
   });
 
+  test('a load whose upload breaks off fails, leaves nothing, and releases the lock', async () => {
+    await withTempDir(async (dir) => {
+      const s = await openStores(dir);
+      try {
+        const tar = dockerArchive([{ tags: ['app:1'], layers: [BASE, TOP_A] }]);
+        const body = new PassThrough();
+        const loading = loadImages(s, body);
+        body.write(tar.subarray(0, 512 + Math.ceil(BASE.length / 512) * 512 + 700));
+        await sleep(20);
+        body.destroy(new Error('client went away'));
+        await assert.rejects(loading, /client went away/);
+        assert.deepEqual(await s.content.list(), []);
+        assert.deepEqual(s.images.list(), []);
+        const report = await Promise.race([pruneImages(s, { all: true }), sleep(2000).then(() => 'timeout' as const)]);
+        assert.notEqual(report, 'timeout', 'the GC lock was released');
+      } finally {
+        s.db.close();
+      }
+    });
+  });
+
   test('dangling prune and collection: shared layers stay, the rest goes top first; stale ingests', async () => {
     await withTempDir(async (dir) => {
       const s = await openStores(dir);
