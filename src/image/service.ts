@@ -108,6 +108,8 @@ export class ImageService {
   readonly snapshots: Snapshotter;
   private readonly opts: ImageServiceOptions;
   private readonly clients = new Map<string, RegistryClient>();
+  /** Chain IDs an unfinished pull relies on (it has no image record yet): rmi must not remove them. */
+  private readonly pinned = new Map<Digest, number>();
 
   private constructor(opts: ImageServiceOptions, store: ImageStore, content: ContentStore, snapshots: Snapshotter) {
     this.opts = opts;
@@ -217,7 +219,6 @@ export class ImageService {
   }
 
   private async fetchAndUnpackWith(resolved: ResolvedImage, client: RegistryClient, stop: AbortController, progress: ProgressSink): Promise<Omit<ImageRecord, 'addedAt'>> {
-    const signal = stop.signal;
     const ref = resolved.reference;
     const manifest = resolved.manifest.manifest;
     const config = resolved.config.config;
@@ -228,6 +229,23 @@ export class ImageService {
     }
     const chains = chainIds(diffIds);
     const source = referenceName(ref);
+    for (const c of chains) this.pinned.set(c, (this.pinned.get(c) ?? 0) + 1);
+    try {
+      return await this.fetchLayers(resolved, stop, progress, client, layers, diffIds, chains, source);
+    } finally {
+      for (const c of chains) {
+        const n = (this.pinned.get(c) ?? 1) - 1;
+        if (n <= 0) this.pinned.delete(c);
+        else this.pinned.set(c, n);
+      }
+    }
+  }
+
+  private async fetchLayers(resolved: ResolvedImage, stop: AbortController, progress: ProgressSink, client: RegistryClient,
+    layers: Descriptor[], diffIds: Digest[], chains: Digest[], source: string): Promise<Omit<ImageRecord, 'addedAt'>> {
+    const signal = stop.signal;
+    const ref = resolved.reference;
+    const config = resolved.config.config;
 
     // The small blobs are written while the layers download (each costs an fsync); they only
     // have to be in place before the image record, which names them, is written.
@@ -575,7 +593,7 @@ export class ImageService {
     const removed: Digest[] = [];
     const used = this.store.usedChainIds();
     for (const c of [...image.chainIds].reverse()) {
-      if (used.has(c) || !this.snapshots.has(c)) continue;
+      if (used.has(c) || this.pinned.has(c) || !this.snapshots.has(c)) continue;
       if (this.snapshots.children(c).length > 0) break;
       try {
         await this.snapshots.remove(c);
