@@ -271,7 +271,7 @@ export class ImageService {
       if (!limiter.free) progress({ id: ids[i], status: 'Waiting' });
       return limiter.run(() => this.downloadLayer(client, ref, layer, i, {
         parentReady: i === 0 || this.snapshots.has(chains[i - 1]!),
-        extract: (stream) => this.extractLayer(stream, layer, diffIds[i]!, chains[i]!, i === 0 ? null : chains[i - 1]!, ids[i]!, signal, progress, sizes, i),
+        extract: (stream, gate) => this.extractLayer(stream, layer, diffIds[i]!, chains[i]!, i === 0 ? null : chains[i - 1]!, ids[i]!, signal, progress, sizes, i, gate),
         signal, progress, id: ids[i]!,
       }));
     });
@@ -326,7 +326,7 @@ export class ImageService {
    * as they arrive (tee); returns whether the layer was 'extracted' that way or only 'stored'.
    */
   private async downloadLayer(client: RegistryClient, ref: Reference, layer: Descriptor, _index: number, o: {
-    parentReady: boolean; extract: (stream: AsyncIterable<Uint8Array>) => Promise<void>; signal: AbortSignal | undefined;
+    parentReady: boolean; extract: (stream: AsyncIterable<Uint8Array>, gate: { open: boolean }) => Promise<void>; signal: AbortSignal | undefined;
     progress: ProgressSink; id: string;
   }): Promise<'stored' | 'extracted'> {
     const ingest = await this.content.ingest({ digest: layer.digest, size: layer.size, ref: referenceName(ref) });
@@ -337,12 +337,13 @@ export class ImageService {
     }
     let tee: PassThrough | undefined;
     let extraction: Promise<void> | undefined;
+    const gate = { open: false };
     try {
       const dl = await client.openBlob(ref, layer, { offset: ingest.offset, verify: false, signal: o.signal });
       if (dl.offset !== ingest.offset) await ingest.restart();
       if (o.parentReady && ingest.offset === 0) {
         tee = new PassThrough({ highWaterMark: 1 << 20 });
-        extraction = o.extract(tee);
+        extraction = o.extract(tee, gate);
         extraction.catch(() => {});
       }
       let done = ingest.offset;
@@ -360,6 +361,7 @@ export class ImageService {
       o.progress({ id: o.id, status: 'Verifying Checksum' });
       await ingest.commit();
       o.progress({ id: o.id, status: 'Download complete' });
+      gate.open = true;
     } catch (err) {
       await ingest.release().catch(() => {});
       tee?.destroy(err as Error);
@@ -375,7 +377,7 @@ export class ImageService {
   }
 
   private async extractLayer(stream: AsyncIterable<Uint8Array>, layer: Descriptor, diffId: Digest, chain: Digest, parent: Digest | null,
-    id: string, signal: AbortSignal | undefined, progress: ProgressSink, sizes: number[], i: number): Promise<void> {
+    id: string, signal: AbortSignal | undefined, progress: ProgressSink, sizes: number[], i: number, gate: { open: boolean } = { open: true }): Promise<void> {
     const target: LayerTarget | null = await this.snapshots.prepareLayer(chain, parent);
     if (!target) {
       // Another pull committed the same stack meanwhile.
@@ -386,7 +388,8 @@ export class ImageService {
     try {
       const result = await applyLayer(stream, {
         target: target.dir, mode: target.mode, mediaType: layer.mediaType, expectedDiffId: diffId, lowers: target.lowers, signal,
-        onProgress: (n) => progress({ id, status: 'Extracting', current: n, total: layer.size }),
+        // Teed: the layer's line shows Downloading until the download is done, then Extracting.
+        onProgress: (n) => { if (gate.open) progress({ id, status: 'Extracting', current: n, total: layer.size }); },
       });
       // Sizes as docker reports them (file bytes, not tar bytes): image SIZE and history agree.
       await target.commit({ ...result, size: result.contentSize });
