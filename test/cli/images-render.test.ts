@@ -295,6 +295,32 @@ describe('same output as the docker CLI', { skip: !haveDocker && `no docker CLI 
     await both(['logout', '127.0.0.1:5000']);
     await both(['logout', 'http://127.0.0.1:5000']);
     await both(['logout']);
+
+    // A credential helper (config.json "credsStore"): the secret goes to the helper, the file
+    // keeps an empty entry, no warning; stored credentials come back through the helper.
+    const bin = join(fake.dir, 'bin');
+    mkdirSync(bin, { recursive: true });
+    writeFileSync(join(bin, 'docker-credential-berthtest'), `#!${process.execPath}
+const fs = require('fs');
+const file = process.env.BERTH_TEST_HELPER_STORE;
+const db = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : {};
+const input = fs.readFileSync(0, 'utf8').trim();
+const op = process.argv[2];
+if (op === 'store') { const c = JSON.parse(input); db[c.ServerURL] = c; fs.writeFileSync(file, JSON.stringify(db)); }
+else if (op === 'get') { if (!db[input]) { process.stdout.write('credentials not found in native keychain'); process.exit(1); } process.stdout.write(JSON.stringify(db[input])); }
+else if (op === 'erase') { delete db[input]; fs.writeFileSync(file, JSON.stringify(db)); }
+`, { mode: 0o755 });
+    for (const w of ['docker', 'berth'] as const) writeFileSync(join(cfg(w), 'config.json'), JSON.stringify({ credsStore: 'berthtest' }));
+    const helperEnv = (w: 'docker' | 'berth'): NodeJS.ProcessEnv => ({ PATH: `${bin}:${process.env.PATH}`, BERTH_TEST_HELPER_STORE: join(fake.dir, `helper-${w}.json`), DOCKER_CONFIG: cfg(w) });
+    for (const [args, input] of [[['login', '-u', 'me', '--password-stdin', '127.0.0.1:5000'], 'pw\n'], [['login', '127.0.0.1:5000'], ''], [['logout', '127.0.0.1:5000'], '']] as Array<[string[], string]>) {
+      const d = await fake.docker(args, { env: helperEnv('docker'), input });
+      const b = await fake.berth(args, { env: helperEnv('berth'), input });
+      assert.equal(b.code, d.code, `${args.join(' ')}\n${explain('docker', d)}\n${explain('berth', b)}`);
+      assert.equal(b.stdout, d.stdout, args.join(' '));
+      assert.equal(b.stderr, d.stderr, args.join(' '));
+      assert.deepEqual(JSON.parse(readFileSync(join(cfg('berth'), 'config.json'), 'utf8')), JSON.parse(readFileSync(join(cfg('docker'), 'config.json'), 'utf8')), `config.json after ${args.join(' ')}`);
+      assert.deepEqual(JSON.parse(readFileSync(join(fake.dir, 'helper-berth.json'), 'utf8')), JSON.parse(readFileSync(join(fake.dir, 'helper-docker.json'), 'utf8')), `helper store after ${args.join(' ')}`);
+    }
   });
 
   test('on a terminal (script(1)): pull\'s in-place progress, save refusing the terminal, load refusing an empty stdin', { skip: spawnSync('script', ['--version']).status !== 0 && 'script(1) is not installed' }, async () => {

@@ -79,7 +79,8 @@ export async function loginCommand(args: string[], opts: LoginOptions, connect: 
 
   // No credentials given: docker first tries what is stored.
   if (!username && !password) {
-    const stored = storedEntry(await store.read(), serverAddress);
+    // Through the store, so a configured credential helper is asked as docker asks it.
+    const stored = await store.get(serverAddress);
     if (stored?.username && stored.password) {
       writeStderr(`Authenticating with existing credentials... [Username: ${stored.username}]\n`);
       const creds = { username: stored.username, password: stored.password, serverAddress };
