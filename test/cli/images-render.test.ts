@@ -9,7 +9,7 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 import { spawnSync } from 'node:child_process';
 import { DOCKER_BIN, REPO_ROOT, run } from '../helpers/daemon.ts';
 import { asBerth, FakeEngine, requestKey } from './images-fake-engine.ts';
-import { renderHistory, renderImages, ellipsis } from '../../src/cli/commands/images.ts';
+import { renderHistory, renderImages, ellipsis, rewriteHistoryHuman, parseBoolFlag } from '../../src/cli/commands/images.ts';
 import { jsonIndent, goTimeString } from '../../src/cli/commands/common.ts';
 import { systemPruneMessage } from '../../src/cli/commands/prune.ts';
 
@@ -68,6 +68,16 @@ describe('rendering helpers', () => {
     if ((process.env.TZ ?? 'UTC') === 'UTC' && new Date().getTimezoneOffset() === 0) assert.equal(goTimeString(1700000000), '2023-11-14 22:13:20 +0000 UTC');
     assert.match(systemPruneMessage({ filter: ['label=a=b', 'until=1h'] }), /\n {2}Items to be pruned will be filtered with:\n {2}- label=a=b\n {2}- until=1h\n\nAre you sure you want to continue\?$/);
   });
+  test('history\'s -H is --human, the program\'s -H (host) elsewhere', () => {
+    assert.deepEqual(rewriteHistoryHuman(['-H', 'unix:///s', 'history', '-H', 'x']), ['-H', 'unix:///s', 'history', '--human', 'x']);
+    assert.deepEqual(rewriteHistoryHuman(['--host=unix:///s', '-D', 'image', 'history', '-H=false', 'x']), ['--host=unix:///s', '-D', 'image', 'history', '--human=false', 'x']);
+    assert.deepEqual(rewriteHistoryHuman(['-H', 'unix:///s', 'images', '-H']), ['-H', 'unix:///s', 'images', '-H']);
+    assert.deepEqual(rewriteHistoryHuman(['history', '--', '-H']), ['history', '--', '-H']);
+    assert.equal(parseBoolFlag('F', '-H'), false);
+    assert.equal(parseBoolFlag(true, '-H'), true);
+    assert.throws(() => parseBoolFlag('maybe', '-H, --human'), /invalid argument "maybe" for "-H, --human" flag: strconv\.ParseBool/);
+  });
+
   test('rows without a daemon: dangling, digests only, several tags', () => {
     const out = renderImages(IMAGES, { now: Date.now() });
     assert.match(out, /^REPOSITORY +TAG +IMAGE ID +CREATED +SIZE\n/);
@@ -90,6 +100,14 @@ describe('same output as the docker CLI', { skip: !haveDocker && `no docker CLI 
       ['images', '-f', 'dangling=true', '--filter', 'label=a=b', '--filter', 'before=busybox', 'busybox'],
       ['images', '--filter', 'reference=busy*', '--filter', 'since=alpine', '-a'],
     ]) await same(args);
+    // config.json's imagesFormat is the default format (not with -q or --format).
+    const cfgFile = join(fake.dir, 'docker-config', 'config.json');
+    writeFileSync(cfgFile, JSON.stringify({ imagesFormat: 'table {{.ID}}\t{{.Repository}}' }));
+    try {
+      for (const args of [['images'], ['images', '-q'], ['images', '--format', '{{.Tag}}']]) await same(args);
+    } finally {
+      writeFileSync(cfgFile, '{}');
+    }
   });
 
   test('images: no images, a bad template, too many arguments, unknown flag status', async () => {
