@@ -270,7 +270,7 @@ export class ImageService {
       if (present[i]) return Promise.resolve<'present' | 'stored' | 'extracted'>('present');
       if (!limiter.free) progress({ id: ids[i], status: 'Waiting' });
       return limiter.run(() => this.downloadLayer(client, ref, layer, i, {
-        parentReady: i === 0 || this.snapshots.has(chains[i - 1]!),
+        parentReady: () => i === 0 || this.snapshots.has(chains[i - 1]!),
         extract: (stream, gate) => this.extractLayer(stream, layer, diffIds[i]!, chains[i]!, i === 0 ? null : chains[i - 1]!, ids[i]!, signal, progress, sizes, i, gate),
         signal, progress, id: ids[i]!,
       }));
@@ -326,7 +326,7 @@ export class ImageService {
    * as they arrive (tee); returns whether the layer was 'extracted' that way or only 'stored'.
    */
   private async downloadLayer(client: RegistryClient, ref: Reference, layer: Descriptor, _index: number, o: {
-    parentReady: boolean; extract: (stream: AsyncIterable<Uint8Array>, gate: { open: boolean }) => Promise<void>; signal: AbortSignal | undefined;
+    parentReady: () => boolean; extract: (stream: AsyncIterable<Uint8Array>, gate: { open: boolean }) => Promise<void>; signal: AbortSignal | undefined;
     progress: ProgressSink; id: string;
   }): Promise<'stored' | 'extracted'> {
     const ingest = await this.content.ingest({ digest: layer.digest, size: layer.size, ref: referenceName(ref) });
@@ -341,12 +341,12 @@ export class ImageService {
     try {
       const dl = await client.openBlob(ref, layer, { offset: ingest.offset, verify: false, signal: o.signal });
       if (dl.offset !== ingest.offset) await ingest.restart();
-      if (o.parentReady && ingest.offset === 0) {
+      if (dl.offset === 0 && o.parentReady()) {
         tee = new PassThrough({ highWaterMark: 1 << 20 });
         extraction = o.extract(tee, gate);
         extraction.catch(() => {});
       }
-      let done = ingest.offset;
+      let done = dl.offset;
       o.progress({ id: o.id, status: 'Downloading', current: done, total: layer.size });
       for await (const chunk of dl.stream) {
         const buf = chunk as Buffer;
