@@ -11,6 +11,7 @@ const skip = existsSync(DOCKER_BIN) ? false : `the docker CLI is not installed a
 let d: TestDaemon;
 let reg: TestRegistry;
 let plain: TestRegistry;
+let token: TestRegistry;
 let busybox: Layout;
 let multi: Layout;
 const creds = `${TEST_USER}:${TEST_PASSWORD}`;
@@ -25,12 +26,16 @@ before(async () => {
   await pushLayout(busybox, plain.host, 'tags/bb:one');
   await pushLayout(multi, plain.host, 'tags/bb:two');
   await pushLayout(multi, plain.host, 'same/multi:latest');
+  token = await startRegistry({ auth: 'token' });
+  await pushLayout(busybox, token.host, 'public/bb:latest', { creds });
+  await pushLayout(busybox, token.host, 'team/bb:latest', { creds });
   d = await TestDaemon.start();
 });
 after(async () => {
   await d?.cleanup();
   await reg?.stop();
   await plain?.stop();
+  await token?.stop();
   for (const l of [busybox, multi]) if (l) rmSync(l.dir, { recursive: true, force: true });
 });
 
@@ -82,4 +87,22 @@ test('concurrent pulls of one image share the work and both succeed', { skip }, 
   assert.equal(b.code, 0, explain(b));
   const ids = await d.docker(['images', '-q', name]);
   assert.equal(ids.stdout.trim(), multi.images[0]!.configDigest.slice(7, 19));
+});
+
+test('token-auth registry: anonymous pull of a public repository, login for a private one, push with a token', { skip }, async () => {
+  let r = await d.docker(['pull', `${token.host}/public/bb`]);
+  assert.equal(r.code, 0, explain(r));
+  r = await d.docker(['pull', `${token.host}/team/bb`], { input: '' });
+  assert.notEqual(r.code, 0);
+  r = await d.docker(['login', '-u', TEST_USER, '--password-stdin', token.host], { input: `${TEST_PASSWORD}\n` });
+  assert.equal(r.code, 0, explain(r));
+  r = await d.docker(['pull', `${token.host}/team/bb`]);
+  assert.equal(r.code, 0, explain(r));
+  r = await d.docker(['tag', `${token.host}/team/bb`, `${token.host}/team/copy:v1`]);
+  assert.equal(r.code, 0, explain(r));
+  r = await d.docker(['push', `${token.host}/team/copy:v1`]);
+  assert.equal(r.code, 0, explain(r));
+  assert.match(r.stdout, /: (Mounted from team\/bb|Layer already exists)$/m);
+  const scopes = token.tokenServer!.requests.flatMap((q) => q.scopes);
+  assert.ok(scopes.some((x) => /repository:team\/copy:.*push/.test(x)), scopes.join(' '));
 });
