@@ -71,6 +71,8 @@ export interface PullOptions {
 export interface PushOptions {
   auth?: Credentials;
   progress?: ProgressSink;
+  /** Side data for each pushed tag ({Tag, Digest, Size}): the API sends it as docker's `aux` message. */
+  aux?: (value: { Tag: string; Digest: Digest; Size: number }) => void;
   signal?: AbortSignal;
 }
 
@@ -149,7 +151,7 @@ export class ImageService {
     return client;
   }
 
-  /** Forgets cached clients (after a logout the daemon's stored credentials may have changed). */
+  /** Forgets cached clients, e.g. after the daemon's own credential file changed (they cache credentials). */
   forgetClients(): void {
     this.clients.clear();
   }
@@ -269,7 +271,7 @@ export class ImageService {
     const downloads = layers.map((layer, i) => {
       if (present[i]) return Promise.resolve<'present' | 'stored' | 'extracted'>('present');
       if (!limiter.free) progress({ id: ids[i], status: 'Waiting' });
-      return limiter.run(() => this.downloadLayer(client, ref, layer, i, {
+      return limiter.run(() => this.downloadLayer(client, ref, layer, {
         parentReady: () => i === 0 || this.snapshots.has(chains[i - 1]!),
         extract: (stream, gate) => this.extractLayer(stream, layer, diffIds[i]!, chains[i]!, i === 0 ? null : chains[i - 1]!, ids[i]!, signal, progress, sizes, i, gate),
         signal, progress, id: ids[i]!,
@@ -325,7 +327,7 @@ export class ImageService {
    * snapshot is ready and nothing was downloaded before, the bytes are also fed to `extract`
    * as they arrive (tee); returns whether the layer was 'extracted' that way or only 'stored'.
    */
-  private async downloadLayer(client: RegistryClient, ref: Reference, layer: Descriptor, _index: number, o: {
+  private async downloadLayer(client: RegistryClient, ref: Reference, layer: Descriptor, o: {
     parentReady: () => boolean; extract: (stream: AsyncIterable<Uint8Array>, gate: { open: boolean }) => Promise<void>; signal: AbortSignal | undefined;
     progress: ProgressSink; id: string;
   }): Promise<'stored' | 'extracted'> {
@@ -426,11 +428,12 @@ export class ImageService {
     progress({ status: `The push refers to repository [${repoName.startsWith('docker.io/') ? repoName : familiarName(repo)}]` });
     const client = this.client(repo.domain, opts.auth);
     for (let k = 0; k < tags.length; k++) {
-      await this.pushOne(client, repo, tags[k]!, ids[k]!, progress, opts.signal);
+      await this.pushOne(client, repo, tags[k]!, ids[k]!, progress, opts.aux, opts.signal);
     }
   }
 
-  private async pushOne(client: RegistryClient, repo: { domain: string; path: string }, tag: string, id: Digest, progress: ProgressSink, signal?: AbortSignal): Promise<void> {
+  private async pushOne(client: RegistryClient, repo: { domain: string; path: string }, tag: string, id: Digest, progress: ProgressSink,
+    aux: PushOptions['aux'], signal?: AbortSignal): Promise<void> {
     const image = this.store.get(id)!;
     const layers = this.store.layersOf(id);
     // Pick, per layer, a compressed blob that is in the content store, preferring one whose
@@ -504,7 +507,7 @@ export class ImageService {
     await this.content.writeBuffer(manifestBytes, digest);
     this.store.tag(id, withDigest(repo, digest));
     progress({ status: `${tag}: digest: ${digest} size: ${manifestBytes.length}` });
-    (progress as ProgressSink & { aux?: (v: unknown) => void }).aux?.({ Tag: tag, Digest: digest, Size: manifestBytes.length });
+    aux?.({ Tag: tag, Digest: digest, Size: manifestBytes.length });
     this.emit('push', familiarString({ ...repo, tag }), { name: familiarString({ ...repo, tag }) });
   }
 

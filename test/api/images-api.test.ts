@@ -95,6 +95,21 @@ test('errors: status codes and docker\'s messages', async () => {
   assert.deepEqual(JSON.parse(r.text), { IdentityToken: '', Status: 'Login Succeeded' });
 });
 
+test('POST /images/{name}/push: progress lines and the aux message with the digest', async () => {
+  let r = await d.request('POST', `/images/${reg.host}/multi/tag?repo=${encodeURIComponent(`${reg.host}/pushed/multi`)}&tag=v1`);
+  assert.equal(r.status, 201);
+  r = await d.request('POST', `/images/${reg.host}/pushed/multi/push?tag=v1`, { headers: { 'X-Registry-Auth': 'e30=' }, timeoutMs: 60_000 });
+  assert.equal(r.status, 200, r.text);
+  const msgs = r.text.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.deepEqual(msgs[0], { status: `The push refers to repository [${reg.host}/pushed/multi]` });
+  const aux = msgs.find((m) => 'aux' in m)?.aux as { Tag: string; Digest: string; Size: number };
+  assert.equal(aux.Tag, 'v1');
+  assert.equal(aux.Digest, multi.descriptor.digest);
+  assert.ok(msgs.some((m) => m.status === `v1: digest: ${multi.descriptor.digest} size: ${aux.Size}`));
+  r = await d.request('DELETE', `/images/${reg.host}/pushed/multi:v1`);
+  assert.equal(r.status, 200, r.text);
+});
+
 test('POST /images/{name}/tag then DELETE: Untagged and Deleted lists', async () => {
   let r = await d.request('POST', `/images/${reg.host}/multi/tag?repo=local/copy&tag=t1`);
   assert.equal(r.status, 201);

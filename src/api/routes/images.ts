@@ -66,10 +66,10 @@ function lazyProgress(ctx: RequestContext): { sink: ProgressSink & { aux: (v: un
   return { sink, stream: () => stream };
 }
 
-async function runStreamed(ctx: RequestContext, fn: (sink: ProgressSink) => Promise<void>): Promise<void> {
+async function runStreamed(ctx: RequestContext, fn: (sink: ProgressSink, aux: (v: unknown) => void) => Promise<void>): Promise<void> {
   const p = lazyProgress(ctx);
   try {
-    await fn(p.sink);
+    await fn(p.sink, p.sink.aux);
   } catch (err) {
     const s = p.stream();
     if (!s) throw err;
@@ -309,7 +309,7 @@ async function pushImage(ctx: RequestContext): Promise<void> {
     const full = tag !== undefined ? withTag(ref, tag) : ref;
     if (!svc.store.byReference(full)) throw new NotFoundError(`An image does not exist locally with the tag: ${familiarName(full)}`);
   }
-  await runStreamed(ctx, (sink) => svc.push(name, tag, { auth, progress: sink, signal: ctx.signal }));
+  await runStreamed(ctx, (sink, aux) => svc.push(name, tag, { auth, progress: sink, aux, signal: ctx.signal }));
 }
 
 async function tagImage(ctx: RequestContext): Promise<void> {
