@@ -377,5 +377,17 @@ else if (op === 'erase') { delete db[input]; fs.writeFileSync(file, JSON.stringi
     const d = await typed('docker');
     assert.match(d, /^Username: me\r\nPassword: \r\n/);
     assert.equal(await typed('berth'), d);
+
+    // A pull the daemon refuses with 401: on a terminal, credentials are asked for and the pull
+    // retried once with them (docker 28 does the same, with Docker Hub's sign-up text for any registry).
+    fake.on('POST', '/images/create', (r) => (String(r.headers['x-registry-auth']).length > 8
+      ? { lines: [{ status: 'Status: Downloaded newer image for 127.0.0.1:5000/x:latest' }] }
+      : { status: 401, json: { message: 'unauthorized: authentication required' } }));
+    fake.requests.length = 0;
+    const pulled = await run('sh', ['-c', `(sleep 1.5; printf 'me\\n'; sleep 1; printf 'pw\\n'; sleep 1.5) | script -qec "${process.execPath} --import tsx src/cli/berth.ts -H ${fake.host} pull 127.0.0.1:5000/x; echo exit \\$?" /dev/null`],
+      { env, cwd: REPO_ROOT, timeoutMs: 60_000 });
+    assert.equal(pulled.stdout, 'Using default tag: latest\r\n\r\nLogin prior to pull:\r\nUsername: me\r\nPassword: \r\nStatus: Downloaded newer image for 127.0.0.1:5000/x:latest\r\n127.0.0.1:5000/x:latest\r\nexit 0\r\n');
+    const auths = fake.requests.map((r) => JSON.parse(Buffer.from(String(r.headers['x-registry-auth']), 'base64url').toString()) as Record<string, string>);
+    assert.deepEqual(auths, [{}, { username: 'me', password: 'pw', serveraddress: '127.0.0.1:5000' }]);
   });
 });

@@ -1,6 +1,7 @@
 // Pieces the image, login and prune commands share: docker's argument-count errors, the y/N
 // prompt, image names in API paths, the X-Registry-Auth header from docker's config.json, and
 // Go's time formats that docker's tables print.
+import { spawnSync } from 'node:child_process';
 import { readSync } from 'node:fs';
 import { ApiResponseError, DaemonConnectionError } from '../client.ts';
 import { FilterArgs as FilterArgsClass, type FilterArgs } from '../../engine/filters.ts';
@@ -101,6 +102,51 @@ export function readLineSync(): string {
 export function promptForConfirmation(message: string): boolean {
   writeStdout(`${message} [y/N] `);
   return readLineSync().trim().toLowerCase() === 'y';
+}
+
+/** Reads a line with the terminal's echo off (a password); the echo comes back even on errors. */
+export function readPasswordNoEcho(prompt: string): string {
+  writeStdout(prompt);
+  const tty = Boolean(process.stdin.isTTY);
+  if (tty) spawnSync('stty', ['-echo'], { stdio: ['inherit', 'ignore', 'ignore'] });
+  try {
+    return readLineSync();
+  } finally {
+    if (tty) spawnSync('stty', ['echo'], { stdio: ['inherit', 'ignore', 'ignore'] });
+  }
+}
+
+/** docker's PromptUserForCredentials for a known server: "Username (default): ", then the password without echo. */
+export function promptUserForCredentials(defaultUsername: string): { username: string; password: string } {
+  writeStdout(defaultUsername ? `Username (${defaultUsername}): ` : 'Username: ');
+  const username = readLineSync().trim() || defaultUsername;
+  if (!username) throw new Error('Error: Non-null Username Required');
+  const password = readPasswordNoEcho('Password: ').trim();
+  writeStdout('\n');
+  if (!password) throw new Error('Error: Password Required');
+  return { username, password };
+}
+
+/**
+ * The daemon refused a pull/push for lack of credentials (401): on a terminal, docker asks for
+ * them ("Login prior to pull:") and retries once with them, without storing them.
+ */
+export async function withLoginRetry<T>(key: string, cmd: string, attempt: (auth: string) => Promise<T>): Promise<T> {
+  const auth = await registryAuthHeader(key);
+  try {
+    return await attempt(auth);
+  } catch (e) {
+    if (!(e instanceof ApiResponseError && e.statusCode === 401) || !process.stdin.isTTY) throw e;
+  }
+  writeStdout(`\nLogin prior to ${cmd}:\n`);
+  let stored = '';
+  try {
+    stored = (await new CredentialStore().get(key))?.username ?? '';
+  } catch (e) {
+    writeStderr(`Unable to retrieve stored credentials for ${key}, error: ${(e as Error).message}.\n`);
+  }
+  const c = promptUserForCredentials(stored);
+  return attempt(encodeRegistryAuthHeader({ ...c, serverAddress: key }));
 }
 
 /** Credentials for a registry from docker's config.json ($DOCKER_CONFIG or ~/.docker), as the header docker sends. */

@@ -20,7 +20,7 @@ import { writeStderr, writeStdout } from '../../runtime/output.ts';
 import { readAll, type EngineClient } from '../client.ts';
 import { parseTemplate, renderList, shortId } from '../format/output.ts';
 import { displayJSONMessages, printProgress } from '../format/progress.ts';
-import { checkArgs, encodeFilters, errorMessage, parseFilterFlags, goRFC3339, goTimeString, imagePath, jsonIndent, registryAuthHeader } from './common.ts';
+import { checkArgs, encodeFilters, errorMessage, parseFilterFlags, goRFC3339, goTimeString, imagePath, jsonIndent, withLoginRetry } from './common.ts';
 import { ExitError } from './system.ts';
 
 export type Connect = () => Promise<EngineClient>;
@@ -240,16 +240,15 @@ export async function pullCommand(args: string[], opts: PullOptions, connect: Co
     ref.tag = DEFAULT_TAG;
     if (!opts.quiet) writeStdout(`Using default tag: ${DEFAULT_TAG}\n`);
   }
-  const auth = await registryAuthHeader(authConfigKey(ref));
   const client = await connect();
-  const res = await client.request('POST', '/images/create', {
+  const res = await withLoginRetry(authConfigKey(ref), 'pull', (auth) => client.request('POST', '/images/create', {
     query: {
       fromImage: referenceName(ref),
       tag: opts.allTags ? undefined : (ref.digest ?? ref.tag),
       platform: opts.platform ? opts.platform.toLowerCase() : undefined,
     },
     headers: { 'X-Registry-Auth': auth },
-  });
+  }));
   if (opts.quiet) await drainProgress(res);
   else await printProgress(res);
   writeStdout(`${referenceString(ref)}\n`);
@@ -266,13 +265,12 @@ export async function pushCommand(args: string[], opts: PushOptions, connect: Co
     if (!opts.quiet) writeStdout(`Using default tag: ${DEFAULT_TAG}\n`);
   }
   if (ref.digest !== undefined) throw new Error('cannot push a digest reference');
-  const auth = await registryAuthHeader(authConfigKey(ref));
   const client = await connect();
-  const res = await client.request('POST', `/images/${imagePath(referenceName(ref))}/push`, {
+  const res = await withLoginRetry(authConfigKey(ref), 'push', (auth) => client.request('POST', `/images/${imagePath(referenceName(ref))}/push`, {
     query: { tag: opts.allTags ? undefined : ref.tag },
     headers: { 'X-Registry-Auth': auth },
     body: '',
-  });
+  }));
   if (opts.quiet) {
     await drainProgress(res);
     writeStdout(`${referenceString(ref)}\n`);

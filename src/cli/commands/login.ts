@@ -1,13 +1,12 @@
 // `berth login` / `berth logout`: the daemon checks the credentials (POST /auth), the CLI keeps
 // them in docker's config.json ($DOCKER_CONFIG or ~/.docker), so docker and berth share logins.
 // Messages, warnings and their streams are the docker CLI's.
-import { spawnSync } from 'node:child_process';
 import { writeStderr, writeStdout } from '../../runtime/output.ts';
 import { CredentialStore, serverAddressHost, type DockerConfigFile } from '../../image/registry/credentials.ts';
 import { DOCKER_HUB_AUTH_KEY } from '../../image/reference.ts';
 import { ApiResponseError } from '../client.ts';
 import type { Connect } from './images.ts';
-import { checkArgs, errorMessage, readLineSync } from './common.ts';
+import { checkArgs, errorMessage, readLineSync, readPasswordNoEcho } from './common.ts';
 
 export interface LoginOptions { username?: string; password?: string; passwordStdin?: boolean }
 
@@ -36,17 +35,6 @@ async function storeCredentials(store: CredentialStore, c: LoginCreds, identityT
   if (!helper && !identityToken) {
     writeStderr(`\nWARNING! Your credentials are stored unencrypted in '${store.path}'.\n` +
       'Configure a credential helper to remove this warning. See\nhttps://docs.docker.com/go/credential-store/\n\n');
-  }
-}
-
-function readPasswordNoEcho(prompt: string): string {
-  writeStdout(prompt);
-  const tty = Boolean(process.stdin.isTTY);
-  if (tty) spawnSync('stty', ['-echo'], { stdio: ['inherit', 'ignore', 'ignore'] });
-  try {
-    return readLineSync();
-  } finally {
-    if (tty) spawnSync('stty', ['echo'], { stdio: ['inherit', 'ignore', 'ignore'] });
   }
 }
 
