@@ -269,7 +269,19 @@ export class ImageService {
     if (!known) layers.forEach((_l, i) => progress({ id: ids[i], status: present[i] ? 'Already exists' : 'Pulling fs layer' }));
 
     const downloads = layers.map((layer, i) => {
-      if (present[i]) return Promise.resolve<'present' | 'stored' | 'extracted'>('present');
+      if (present[i]) {
+        // Unpacked already (shared with another image, or loaded). Its compressed blob is still
+        // fetched, quietly, when the store lacks it: push and `save --format oci` then have the
+        // registry's exact blobs and manifest. Layers shared with pulled images have it already.
+        return (async (): Promise<'present'> => {
+          if (!(await this.content.has(layer.digest))) {
+            await limiter.run(() => this.downloadLayer(client, ref, layer, {
+              parentReady: () => false, extract: async () => {}, signal, progress: () => {}, id: ids[i]!,
+            }));
+          }
+          return 'present';
+        })();
+      }
       if (!limiter.free) progress({ id: ids[i], status: 'Waiting' });
       return limiter.run(() => this.downloadLayer(client, ref, layer, {
         parentReady: () => i === 0 || this.snapshots.has(chains[i - 1]!),
