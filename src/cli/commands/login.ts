@@ -13,15 +13,14 @@ export interface LoginOptions { username?: string; password?: string; passwordSt
 interface AuthAnswer { Status?: string; IdentityToken?: string }
 interface LoginCreds { username: string; password: string; serverAddress: string }
 
-function storedEntry(config: DockerConfigFile, key: string): { username: string; password: string; helper?: string } | undefined {
-  const helper = config.credHelpers?.[key] ?? config.credsStore;
+/** The user and password config.json itself holds for a server (not a helper's): to see whether a login changes them. */
+function storedEntry(config: DockerConfigFile, key: string): { username: string; password: string } | undefined {
   const auths = config.auths ?? {};
   const entry = auths[key] ?? Object.entries(auths).find(([k]) => serverAddressHost(k) === serverAddressHost(key))?.[1];
-  if (!entry?.auth) return helper ? { username: '', password: '', helper } : undefined;
+  if (!entry?.auth) return undefined;
   const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
   const i = decoded.indexOf(':');
-  if (i < 0) return undefined;
-  return { username: decoded.slice(0, i), password: decoded.slice(i + 1), helper };
+  return i < 0 ? undefined : { username: decoded.slice(0, i), password: decoded.slice(i + 1) };
 }
 
 /** Saves what the daemon accepted; docker warns once when a password lands in the file in clear. */
