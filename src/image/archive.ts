@@ -1126,7 +1126,8 @@ function recordImage(stores: ArchiveStores, img: { id: Digest; config: ImageConf
     for (const l of img.layers) stores.images.recordLayerBlob({ diffId: l.diffId, digest: l.blob.digest, mediaType: l.blob.mediaType, size: l.blob.size, source: '' });
     for (const ref of refs) {
       const { previous } = stores.images.tag(img.id, ref);
-      if (previous && stores.images.references(previous).length === 0) {
+      // dockerd says this whenever a loaded tag moves, whether or not the old image keeps other names.
+      if (previous) {
         lines.push(`The image ${familiarString(ref)} already exists, renaming the old one with ID ${previous} to empty string`);
       }
     }

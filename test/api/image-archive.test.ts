@@ -214,6 +214,16 @@ describe('docker save / load / import / prune / df', { skip }, () => {
     sh('tar', ['-C', root, '-cf', tarFile, '.']);
     const danglingId = (await ok(['import', '--change', 'LABEL x=y', tarFile])).stdout.trim();
     assert.ok((await imageIds(d)).includes(danglingId));
+    // a load that moves a tag says so, as dockerd
+    const moved = join(work, 'moved.tar');
+    await ok(['tag', danglingId, 'busybox:moving']);
+    await ok(['save', '-o', moved, 'busybox:moving']);
+    await ok(['tag', busyboxId, 'busybox:moving']);
+    r = await ok(['load', '-i', moved]);
+    assert.match(r.stdout, new RegExp(`^The image busybox:moving already exists, renaming the old one with ID ${busyboxId} to empty string$`, 'm'));
+    // back to busybox, then drop the extra name: the imported image is dangling again
+    await ok(['tag', busyboxId, 'busybox:moving']);
+    await ok(['rmi', 'busybox:moving']);
     const tagsBefore = await tags(d);
     const dangling = join(work, 'dangling.tar');
     await ok(['save', '-o', dangling, busyboxId]);
