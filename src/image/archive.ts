@@ -468,8 +468,8 @@ async function ingestEntries(source: Readable, store: ContentStore, added: Set<D
       const expected = blobNameDigest(name);
       if (expected && (await store.has(expected))) {
         // Already stored (and so verified once): skip the bytes.
-        entry.resume();
-        await once(entry, 'end');
+        // Drained by iteration: waiting for 'end' could miss one already emitted.
+        for await (const _chunk of entry as AsyncIterable<Buffer>) { /* discard */ }
         nodes.set(name, { kind: 'file', size, digest: expected });
         continue;
       }

@@ -105,6 +105,10 @@ describe('archive', () => {
       assert.equal(read.format, 'docker-archive');
       assert.deepEqual(read.images.map((i) => i.id), [a.id, b.id]);
       assert.deepEqual(read.images[0]!.refs.map((r) => r.tag), ['latest', 'v1']);
+      // the same archive again: every blob is already there (skipped, nothing new added)
+      const again = await readArchive(createReadStream(file), store2);
+      assert.deepEqual(again.images.map((i) => i.id), [a.id, b.id]);
+      assert.equal(again.added.size, 0);
       const snaps = await Snapshotter.open(join(dir, 'snaps'));
       for (const img of read.images) await unpackLayers(store2, snaps, img.layers);
       const top = chainId(ml.images[0]!.config.rootfs.diff_ids);
