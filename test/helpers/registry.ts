@@ -9,6 +9,7 @@
 // distribution reads every REGISTRY_* environment variable as a config override, so the child's
 // environment has none. Registries are stopped by the PID started here, and also when the test
 // process exits, so a failed test leaves no registry behind.
+import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createSign, randomBytes, X509Certificate } from 'node:crypto';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,6 +19,7 @@ import { request as httpRequest } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { runAsync, skopeoEnv } from './images.ts';
+import { RegistryError } from '../../src/image/registry/index.ts';
 
 const TMP_BASE = process.env.BERTH_TEST_TMPDIR ?? '/tmp';
 export const REGISTRY_BIN = process.env.BERTH_TEST_REGISTRY ?? 'docker-registry';
@@ -549,4 +551,19 @@ export async function startProxy(target: TestRegistry): Promise<RegistryProxy> {
     server.close(() => resolve());
   });
   return proxy;
+}
+
+/** Awaits `p` and checks it failed with a RegistryError of this code and message. */
+export async function rejectsWith(p: Promise<unknown>, code: string, message: RegExp | string): Promise<RegistryError> {
+  let caught: unknown;
+  try {
+    await p;
+  } catch (err) {
+    caught = err;
+  }
+  assert.ok(caught instanceof RegistryError, `expected a RegistryError, got ${String(caught)}`);
+  assert.equal(caught.code, code, `code of: ${caught.message}`);
+  if (typeof message === 'string') assert.equal(caught.message, message);
+  else assert.match(caught.message, message);
+  return caught;
 }

@@ -13,26 +13,12 @@ import {
   type Credentials,
 } from '../../src/image/registry/index.ts';
 import { buildBusyboxLayout, pushLayout, tempLayoutDir, type Layout } from '../helpers/images.ts';
-import { startProxy, startRegistry, TEST_PASSWORD, TEST_USER, type TestRegistry } from '../helpers/registry.ts';
+import { startProxy, startRegistry, TEST_PASSWORD, TEST_USER, type TestRegistry, rejectsWith } from '../helpers/registry.ts';
 
 const CREDS: Credentials = { username: TEST_USER, password: TEST_PASSWORD };
 const CREDS_STRING = `${TEST_USER}:${TEST_PASSWORD}`;
 let busybox: Layout;
 let layoutDir: string;
-
-async function rejectsWith(p: Promise<unknown>, code: string, message: RegExp | string): Promise<RegistryError> {
-  let caught: unknown;
-  try {
-    await p;
-  } catch (err) {
-    caught = err;
-  }
-  assert.ok(caught instanceof RegistryError, `expected a RegistryError, got ${String(caught)}`);
-  assert.equal(caught.code, code, `code of: ${caught.message}`);
-  if (typeof message === 'string') assert.equal(caught.message, message);
-  else assert.match(caught.message, message);
-  return caught;
-}
 
 function withCreds(domain: string, creds: Credentials | undefined): RegistryClient {
   return new RegistryClient({ credentials: fixedCredentials(domain, creds), retryDelayMs: 5 });

@@ -15,7 +15,7 @@ import {
   buildBusyboxLayout, buildMultiArchLayout, buildMultiLayerLayout, MULTI_LAYER_ABSENT, MULTI_LAYER_EXPECTED, pushLayout, runAsync,
   skopeoEnv, tempLayoutDir, type Layout,
 } from '../helpers/images.ts';
-import { skopeoInspect, startProxy, startRegistry, type RegistryProxy, type TestRegistry } from '../helpers/registry.ts';
+import { skopeoInspect, startProxy, startRegistry, type RegistryProxy, type TestRegistry, rejectsWith } from '../helpers/registry.ts';
 
 let reg: TestRegistry;
 let proxy: RegistryProxy;
@@ -35,20 +35,6 @@ function blob(layout: Layout, digest: string): Buffer {
 
 function digestOf(b: Buffer): string {
   return `sha256:${createHash('sha256').update(b).digest('hex')}`;
-}
-
-async function rejectsWith(p: Promise<unknown>, code: string, message: RegExp | string): Promise<RegistryError> {
-  let caught: unknown;
-  try {
-    await p;
-  } catch (err) {
-    caught = err;
-  }
-  assert.ok(caught instanceof RegistryError, `expected a RegistryError, got ${String(caught)}`);
-  assert.equal(caught.code, code, `code of: ${caught.message}`);
-  if (typeof message === 'string') assert.equal(caught.message, message);
-  else assert.match(caught.message, message);
-  return caught;
 }
 
 /** Pushes every blob and the manifest of a layout's single image with the client. */

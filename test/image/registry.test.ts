@@ -12,7 +12,7 @@ import { MediaType } from '../../src/image/types.ts';
 import {
   buildBusyboxLayout, buildMultiArchLayout, buildMultiLayerLayout, MULTI_ARCH_PLATFORMS, pushLayout, tempLayoutDir, type Layout,
 } from '../helpers/images.ts';
-import { freePort, startProxy, startRegistry, type RegistryProxy, type TestRegistry } from '../helpers/registry.ts';
+import { freePort, startProxy, startRegistry, type RegistryProxy, type TestRegistry, rejectsWith } from '../helpers/registry.ts';
 
 let reg: TestRegistry;
 let layoutDirs: string[] = [];
@@ -34,20 +34,6 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of stream) chunks.push(c as Buffer);
   return Buffer.concat(chunks);
-}
-
-async function rejectsWith(p: Promise<unknown>, code: string, message: RegExp | string): Promise<RegistryError> {
-  let caught: unknown;
-  try {
-    await p;
-  } catch (err) {
-    caught = err;
-  }
-  assert.ok(caught instanceof RegistryError, `expected a RegistryError, got ${String(caught)}`);
-  assert.equal(caught.code, code, `code of: ${caught.message}`);
-  if (typeof message === 'string') assert.equal(caught.message, message);
-  else assert.match(caught.message, message);
-  return caught;
 }
 
 before(async () => {
