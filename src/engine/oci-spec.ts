@@ -8,9 +8,8 @@
 // daemon/oci_linux.go, oci/caps): facts learned from it, not its code. Not here yet: the default
 // seccomp profile (no seccomp unless the caller passes a profile), /etc/hosts, /etc/hostname,
 // /etc/resolv.conf, volumes, devices, networking.
-import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
-import { join } from 'node:path';
 import { CAPABILITIES } from '../runtime/capabilities.ts';
+import { readEtcFile } from '../runtime/passwd.ts';
 import type { ContainerConfig, ImageConfig } from '../image/types.ts';
 import type { DeviceCgroupRule, LinuxResources, Mount, Namespace, Rlimit, Seccomp, Spec } from '../runtime/spec-types.ts';
 
@@ -132,31 +131,6 @@ const DEFAULT_DEVICE_RULES: DeviceCgroupRule[] = [
 // ---------------------------------------------------------------------------------------------
 // The image's /etc/passwd and /etc/group
 // ---------------------------------------------------------------------------------------------
-
-const MAX_DB = 1 << 20;
-
-/**
- * rootfs/etc/<name>, or undefined when missing, not a regular file, or when the rootfs, etc or
- * the file itself is a symlink (the same rule as src/runtime/passwd.ts, for both files).
- */
-function readEtcFile(rootfs: string, name: 'passwd' | 'group'): string | undefined {
-  let fd = -1;
-  try {
-    for (const dir of [rootfs, join(rootfs, 'etc')]) {
-      closeSync(openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW));
-    }
-    fd = openSync(join(rootfs, 'etc', name), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-    const st = fstatSync(fd);
-    if (!st.isFile() || st.size > MAX_DB) return undefined;
-    const buf = Buffer.alloc(st.size);
-    const n = readSync(fd, buf, 0, st.size, 0);
-    return buf.subarray(0, n).toString('utf8');
-  } catch {
-    return undefined;
-  } finally {
-    if (fd >= 0) closeSync(fd);
-  }
-}
 
 interface PasswdEntry { name: string; uid: number; gid: number }
 interface GroupEntry { name: string; gid: number; members: string[] }
