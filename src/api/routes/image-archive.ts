@@ -68,17 +68,20 @@ async function save(ctx: RequestContext, names: string[]): Promise<void> {
   });
 }
 
+/** The `platform` query parameter, parsed; a malformed one is the client's error (400). */
+function platformQuery(ctx: RequestContext): ReturnType<typeof parsePlatform> | undefined {
+  const text = ctx.query.get('platform');
+  if (!text) return undefined;
+  try {
+    return parsePlatform(text);
+  } catch (err) {
+    throw new InvalidParameterError((err as PlatformError).message);
+  }
+}
+
 async function load(ctx: RequestContext): Promise<void> {
   const quiet = ctx.bool('quiet', false);
-  let platform;
-  const p = ctx.query.get('platform');
-  if (p) {
-    try {
-      platform = parsePlatform(p);
-    } catch (err) {
-      throw new InvalidParameterError((err as PlatformError).message);
-    }
-  }
+  const platform = platformQuery(ctx);
   const stores = storesOf(ctx.daemon);
   const stream = ctx.progress();
   let lines: string[];
@@ -117,15 +120,7 @@ function importRef(repo: string | null, tag: string | null): Reference | undefin
 export async function handleImport(ctx: RequestContext, stream: ProgressStream): Promise<void> {
   const src = ctx.query.get('fromSrc') ?? '-';
   const ref = importRef(ctx.query.get('repo'), ctx.query.get('tag'));
-  let platform;
-  const p = ctx.query.get('platform');
-  if (p) {
-    try {
-      platform = parsePlatform(p);
-    } catch (err) {
-      throw new InvalidParameterError((err as PlatformError).message);
-    }
-  }
+  const platform = platformQuery(ctx);
   const changes = ctx.query.getAll('changes');
   const stores = storesOf(ctx.daemon);
   let source: AsyncIterable<Uint8Array>;
