@@ -12,7 +12,7 @@ import { NotFoundError, RuntimeError, StateError } from './errors.ts';
 import { runHooks, runHooksWarn } from './hooks.ts';
 import { loadSpec, namespacesOf } from './spec.ts';
 import type { ContainerStatus, Spec, State } from './spec-types.ts';
-import { runStage } from './stage.ts';
+import { runStage, type StageLauncher } from './stage.ts';
 import { rootlessSetup } from './rootless.ts';
 import { mark } from './timing.ts';
 import { initAlive, procStat, stateJson, StateStore, statusOf, type ContainerRecord } from './state.ts';
@@ -36,6 +36,8 @@ export interface CreateOptions {
   noPivot?: boolean;
   noNewKeyring?: boolean;
   preserveFds?: number;
+  /** See StageOptions.launch: how the stage is started (the engine's monitor). */
+  launch?: StageLauncher;
 }
 
 export interface ContainerSummary extends State {
@@ -117,6 +119,7 @@ export class Runtime {
       const stateFor = (status: ContainerStatus, p: number): State => stateJson({ ...this.emptyRecord(), ...base, pid: p, startTime: '' }, status);
       const run = runStage(plan, {
         preserveFds: opts.preserveFds,
+        launch: opts.launch,
         debug: this.options.debug ? (m) => this.debug(m) : undefined,
         onIdMaps: rootless?.onIdMaps,
         onSync: (name, p) => {

@@ -15,7 +15,7 @@ import { Op, Plan } from './plan.ts';
 import { addLateSeccomp, addPersonality, addPrivilegeDrop, addProcessSetup, addSeccompListener, personalityValue, prepareProcess } from './compile.ts';
 import { loadSpec, validateSpec } from './spec.ts';
 import type { Process, Spec, State } from './spec-types.ts';
-import { runStage } from './stage.ts';
+import { runStage, type StageLauncher } from './stage.ts';
 import { initAlive, stateJson, statusOf, type ContainerRecord } from './state.ts';
 
 
@@ -46,6 +46,8 @@ export interface ExecOptions {
   apparmor?: string;
   processLabel?: string;
   ignorePaused?: boolean;
+  /** See StageOptions.launch (the engine runs exec'd processes under a monitor, detached). */
+  launch?: StageLauncher;
 }
 
 /** What the plan needs to know about the container it enters. */
@@ -280,6 +282,7 @@ export async function execInContainer(runtime: Runtime, id: string, opts: ExecOp
   let wrongNamespaces: Error | undefined;
   const run = runStage(plan, {
     preserveFds: opts.preserveFds,
+    launch: opts.launch,
     debug: runtime.options.debug ? (m) => runtime.options.log?.('debug', m) : undefined,
     onPid: (pid) => {
       // Had the init died and its pid been reused meanwhile, the process would be in someone

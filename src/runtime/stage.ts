@@ -1,5 +1,5 @@
 // Runs the C stage (dist/berth-stage) with a plan and speaks its line protocol (native/PLAN.md).
-import { spawn, type StdioOptions } from 'node:child_process';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Socket } from 'node:net';
@@ -33,7 +33,14 @@ export interface StageOptions {
   /** ID_MAPS with external=1: the child (host pid) waits for its id maps, e.g. newuidmap/newgidmap. Throwing aborts it. */
   onIdMaps?: (pid: number) => void | Promise<void>;
   debug?: (message: string) => void;
+  /** Starts the stage instead of spawning it here: the engine runs it under its per-container
+   * monitor (native/monitor.c), which becomes the container's parent. The returned child's
+   * stdio[syncFd] must be the sync socket. Default: spawn(stagePath(), [syncFd], { stdio }). */
+  launch?: StageLauncher;
 }
+
+/** Starts `stage` with argv [String(syncFd)]; fds 3..syncFd-1 are preserved fds, fd syncFd a pipe. */
+export type StageLauncher = (stage: string, syncFd: number) => ChildProcess;
 
 export interface StageRun {
   /** Resolves with the init's host pid once it is created and waiting for start. */
@@ -55,7 +62,7 @@ export function runStage(plan: Plan, opts: StageOptions = {}): StageRun {
   const stdio: StdioOptions = ['inherit', 'inherit', 'inherit'];
   for (let fd = 3; fd < syncFd; fd++) stdio.push(fd);
   stdio.push('pipe');
-  const child = spawn(stagePath(), [String(syncFd)], { stdio, env: {} });
+  const child = opts.launch ? opts.launch(stagePath(), syncFd) : spawn(stagePath(), [String(syncFd)], { stdio, env: {} });
   const sock = child.stdio[syncFd] as Socket;
 
   let pid = 0;
