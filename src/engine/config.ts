@@ -52,6 +52,11 @@ export interface DaemonConfig {
   /** Group owning the API socket (mode 0660); undefined = root. */
   group?: string;
   pidFile: string;
+  /**
+   * daemon.json "bridge-suffix": put into the name of every host network object this daemon
+   * creates (bridges, veths, firewall chains), so several daemons (tests) never share one. '' by default.
+   */
+  bridgeSuffix: string;
 }
 
 /** What came from the command line; undefined = not given. */
@@ -80,6 +85,7 @@ const DIRECTIVES: Record<string, keyof DaemonFlags | undefined> = {
   'registry-mirrors': 'registryMirrors',
   'default-runtime': 'defaultRuntime',
   'runtimes': undefined,
+  'bridge-suffix': undefined,
 };
 const FLAG_NAMES: Record<keyof DaemonFlags, string> = {
   hosts: 'host', dataRoot: 'data-root', execRoot: 'exec-root', configFile: 'config-file', debug: 'debug',
@@ -346,6 +352,9 @@ export function loadDaemonConfig(flags: DaemonFlags, warn: (msg: string) => void
     throw new DaemonConfigError(`default runtime "${defaultRuntime}" does not exist: define it under "runtimes" in ${f} (or use "${BUILTIN_RUNTIME}")`);
   }
   const group = pick(flags.group, 'group', (v) => expectString(f, 'group', v), undefined as string | undefined);
+  // Interface names have 15 characters: "berth" + suffix + a kind letter + a few hex digits.
+  const bridgeSuffix = pick(undefined, 'bridge-suffix', (v) => expectString(f, 'bridge-suffix', v), '');
+  if (!/^[a-z0-9]{0,5}$/.test(bridgeSuffix)) throw new DaemonConfigError(`${f}: "bridge-suffix" must be 0 to 5 characters a-z or 0-9, got "${bridgeSuffix}"`);
 
   return {
     hosts,
@@ -360,6 +369,7 @@ export function loadDaemonConfig(flags: DaemonFlags, warn: (msg: string) => void
     defaultRuntime,
     group: group || undefined,
     pidFile: `${execRoot}/berth.pid`,
+    bridgeSuffix,
   };
 }
 
