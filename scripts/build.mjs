@@ -23,6 +23,17 @@ execFileSync(cc, [
   '-o', join(dist, 'berth-fsops'), join(root, 'native/fsops.c'),
 ], { stdio: 'inherit', cwd: root });
 
+// --init's pid 1 (native/init.c), bind-mounted into containers: static, so it runs in any image.
+{
+  const initArgs = ['-O2', '-Wall', '-Wextra', '-D_GNU_SOURCE', '-std=gnu11', '-o', join(dist, 'berth-init'), join(root, 'native/init.c')];
+  try {
+    execFileSync(cc, ['-static', ...initArgs], { stdio: ['ignore', 'ignore', 'pipe'], cwd: root });
+  } catch {
+    console.warn('build: no static libc; dist/berth-init is linked dynamically (it then needs a libc in the image)');
+    execFileSync(cc, initArgs, { stdio: 'inherit', cwd: root });
+  }
+}
+
 const esbuild = await import('esbuild');
 const entries = { 'berth-runtime': 'src/runtime/cli.ts', 'berth': 'src/cli/berth.ts' };
 // Native addons stay outside the bundle (loaded from node_modules at run time).
