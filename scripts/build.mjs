@@ -22,6 +22,11 @@ execFileSync(cc, [
   '-O2', '-Wall', '-Wextra', '-D_GNU_SOURCE', '-std=gnu11', '-fstack-protector-strong', '-D_FORTIFY_SOURCE=2',
   '-o', join(dist, 'berth-fsops'), join(root, 'native/fsops.c'),
 ], { stdio: 'inherit', cwd: root });
+// Reads xattrs of a whole tree for the layer differ and container archives (src/image/tree-reader.ts).
+execFileSync(cc, [
+  '-O2', '-Wall', '-Wextra', '-D_GNU_SOURCE', '-std=gnu11', '-fstack-protector-strong', '-D_FORTIFY_SOURCE=2',
+  '-o', join(dist, 'berth-xattrs'), join(root, 'native/xattrs.c'),
+], { stdio: 'inherit', cwd: root });
 
 // --init's pid 1 (native/init.c), bind-mounted into containers: static, so it runs in any image.
 {
