@@ -4,9 +4,11 @@ import type { ApiModule } from '../context.ts';
 import { imageArchiveModule } from './image-archive.ts';
 import { imagesModule } from './images.ts';
 import { systemModule } from './system.ts';
+import { volumesModule } from './volumes.ts';
 
 export const API_MODULES: ApiModule[] = [
   systemModule,
   imagesModule,
   imageArchiveModule,
+  volumesModule,
 ];
