@@ -28,6 +28,21 @@ execFileSync(cc, [
   '-o', join(dist, 'berth-xattrs'), join(root, 'native/xattrs.c'),
 ], { stdio: 'inherit', cwd: root });
 
+// The per-container monitor (native/MONITOR.md): one runs for every running container, so it is
+// linked statically where the C library allows it (no dynamic loader or libc mappings: less memory).
+{
+  const monitorArgs = [
+    '-O2', '-g', '-Wall', '-Wextra', '-Werror=implicit-function-declaration', '-Wno-unused-parameter',
+    '-D_GNU_SOURCE', '-std=gnu11', '-fstack-protector-strong', '-D_FORTIFY_SOURCE=2',
+    '-o', join(dist, 'berth-monitor'), join(root, 'native/monitor.c'),
+  ];
+  try {
+    execFileSync(cc, ['-static', ...monitorArgs], { stdio: ['ignore', 'ignore', 'pipe'], cwd: root });
+  } catch {
+    execFileSync(cc, monitorArgs, { stdio: 'inherit', cwd: root });
+  }
+}
+
 // --init's pid 1 (native/init.c), bind-mounted into containers: static, so it runs in any image.
 {
   const initArgs = ['-O2', '-Wall', '-Wextra', '-D_GNU_SOURCE', '-std=gnu11', '-o', join(dist, 'berth-init'), join(root, 'native/init.c')];
