@@ -5,13 +5,17 @@
 // file; the check mirrors src/runtime/passwd.ts, whose reader is private and reads passwd only).
 // Annotations: the image's labels and -l verbatim, plus the stop signal under the OCI image-spec's
 // conversion key org.opencontainers.image.stopSignal. The defaults follow moby (oci/defaults.go,
-// daemon/oci_linux.go, oci/caps): facts learned from it, not its code. Not here yet: the default
-// seccomp profile (no seccomp unless the caller passes a profile), /etc/hosts, /etc/hostname,
-// /etc/resolv.conf, volumes, devices, networking.
+// daemon/oci_linux.go, oci/caps): facts learned from it, not its code. Seccomp: docker's default
+// profile unless --privileged or seccomp=unconfined (seccomp-default.ts). Devices (--device,
+// --device-cgroup-rule, --privileged's host devices) are read from the host's /dev with lstat.
+// Not here yet: /etc/hosts, /etc/hostname, /etc/resolv.conf, volumes, networking.
+import { lstatSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { CAPABILITIES } from '../runtime/capabilities.ts';
 import { readEtcFile } from '../runtime/passwd.ts';
 import type { ContainerConfig, ImageConfig } from '../image/types.ts';
-import type { DeviceCgroupRule, LinuxResources, Mount, Namespace, Rlimit, Seccomp, Spec } from '../runtime/spec-types.ts';
+import type { Device, DeviceCgroupRule, LinuxResources, Mount, Namespace, Rlimit, Seccomp, Spec } from '../runtime/spec-types.ts';
+import { defaultSeccompProfile, loadSeccompProfile, SeccompProfileError, type DockerSeccompProfile } from './seccomp-default.ts';
 
 /** A run option that docker would refuse; the message is docker's where it has one. */
 export class RunOptionsError extends Error {
@@ -53,8 +57,24 @@ export interface RunOptions {
   readOnly?: boolean;
   /** --security-opt no-new-privileges[=true] */
   noNewPrivileges?: boolean;
-  /** --security-opt seccomp=…: a profile, or 'unconfined'. Undefined: none yet (see the header). */
-  seccomp?: Seccomp | 'unconfined';
+  /**
+   * --security-opt seccomp=…: 'unconfined' (no filter), 'builtin' (docker's default), a profile's
+   * JSON text (what the docker CLI sends: the file's contents) or a parsed profile, in docker's
+   * format (archMap, includes/excludes) or OCI's. Undefined: docker's default profile.
+   * --privileged runs without seccomp whatever this says.
+   */
+  seccomp?: string | DockerSeccompProfile | Seccomp;
+  /** The host architecture for the seccomp profile (Node's or Go's name; default process.arch). */
+  arch?: string;
+  /** --device (HostConfig.Devices); parseDeviceSpec turns the CLI form into this. */
+  devices?: DeviceMapping[];
+  /** --device-cgroup-rule 'c 1:3 rwm' */
+  deviceCgroupRules?: string[];
+  /**
+   * --init: the host path of the init binary (dist/berth-init). It is bind-mounted read-only at
+   * /sbin/docker-init, docker's path, and runs the process as its child.
+   */
+  init?: string;
   /** -m / --memory, bytes. */
   memory?: number;
   /** --memory-swap, bytes (memory + swap); -1 unlimited. Default: twice --memory, as docker. */
@@ -88,6 +108,18 @@ export interface RunOptions {
   stopSignal?: string;
   cgroupsPath?: string;
 }
+
+/** HostConfig.Devices entry. */
+export interface DeviceMapping {
+  PathOnHost: string;
+  /** Default: PathOnHost. */
+  PathInContainer?: string;
+  /** Default: "rwm". */
+  CgroupPermissions?: string;
+}
+
+/** Where --init's binary appears in the container (docker's path). */
+export const INIT_PATH = '/sbin/docker-init';
 
 export const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -349,10 +381,8 @@ function containerMounts(opts: RunOptions): Mount[] {
   return [...out, ...user];
 }
 
-function resources(opts: RunOptions): LinuxResources {
-  const r: LinuxResources = {
-    devices: opts.privileged ? [{ allow: true, access: 'rwm' }] : DEFAULT_DEVICE_RULES.map((d) => ({ ...d })),
-  };
+function resources(opts: RunOptions, deviceRules: DeviceCgroupRule[]): LinuxResources {
+  const r: LinuxResources = { devices: deviceRules };
   if (opts.memorySwap !== undefined && opts.memorySwap !== 0 && opts.memory === undefined) {
     throw new RunOptionsError('You should always set the Memory limit when using Memoryswap limit');
   }
@@ -406,6 +436,168 @@ export function parseUlimits(ulimits: string[]): Rlimit[] {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Devices
+// ---------------------------------------------------------------------------------------------
+
+const validDeviceMode = (mode: string): boolean =>
+  mode.length > 0 && [...mode].every((c, i) => 'rwm'.includes(c) && mode.indexOf(c) === i);
+
+/**
+ * The docker CLI's --device forms: /dev/x, /dev/x:/dev/y, /dev/x:rw, /dev/x:/dev/y:rwm (the
+ * middle part is a mode when it reads as one). The container path must be absolute.
+ */
+export function parseDeviceSpec(spec: string): DeviceMapping {
+  const parts = spec.split(':');
+  if (parts.length > 3 || parts[0] === '') throw new RunOptionsError(`bad format for path: ${spec}`);
+  let dst = parts[0];
+  let mode = 'rwm';
+  if (parts.length === 2) {
+    if (validDeviceMode(parts[1])) mode = parts[1];
+    else dst = parts[1];
+  } else if (parts.length === 3) {
+    dst = parts[1];
+    mode = parts[2];
+    if (!validDeviceMode(mode)) throw new RunOptionsError(`bad mode specified: ${mode}`);
+  }
+  if (!dst.startsWith('/')) throw new RunOptionsError(`${dst} is not an absolute path`);
+  return { PathOnHost: parts[0], PathInContainer: dst, CgroupPermissions: mode };
+}
+
+class NotADevice extends Error {}
+
+// glibc's major()/minor() of a 64-bit dev_t.
+const devMajor = (dev: bigint): number => Number(((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn));
+const devMinor = (dev: bigint): number => Number((dev & 0xffn) | ((dev >> 12n) & ~0xffn));
+
+/** The node at `path` (not followed if a symlink), as linux.devices describes it. FIFOs count, as in containerd. */
+function deviceAt(path: string): Device {
+  const st = lstatSync(path, { bigint: true });
+  const type = st.isBlockDevice() ? 'b' : st.isCharacterDevice() ? 'c' : st.isFIFO() ? 'p' : undefined;
+  if (!type) throw new NotADevice('not a device node');
+  return {
+    type, path, major: devMajor(st.rdev), minor: devMinor(st.rdev),
+    fileMode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid),
+  };
+}
+
+const cgroupRuleFor = (d: Device, access: string): DeviceCgroupRule => ({ allow: true, type: d.type, major: d.major, minor: d.minor, access });
+
+/**
+ * One --device: a device node (a symlink to one is followed), or a directory whose device nodes
+ * are all added under the container path. docker's error when there is nothing to add.
+ */
+export function devicesFromPath(m: DeviceMapping): { devices: Device[]; rules: DeviceCgroupRule[] } {
+  const inContainer = m.PathInContainer || m.PathOnHost;
+  const access = m.CgroupPermissions || 'rwm';
+  let resolved = m.PathOnHost;
+  try {
+    if (lstatSync(resolved).isSymbolicLink()) resolved = realpathSync(resolved);
+  } catch { /* reported by deviceAt below */ }
+  const fail = (err: unknown): never => {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = err instanceof NotADevice ? err.message
+      : code === 'ENOENT' ? 'no such file or directory'
+        : code === 'EACCES' ? 'permission denied'
+          : code === 'ENOTDIR' ? 'not a directory' : (err as Error).message;
+    throw new RunOptionsError(`error gathering device information while adding custom device ${JSON.stringify(m.PathOnHost)}: ${why}`);
+  };
+  try {
+    const d = deviceAt(resolved);
+    d.path = inContainer;
+    return { devices: [d], rules: [cgroupRuleFor(d, access)] };
+  } catch (err) {
+    if (!(err instanceof NotADevice)) fail(err);
+    let isDir = false;
+    try { isDir = statSync(resolved).isDirectory(); } catch { /* not a directory */ }
+    const devices: Device[] = [];
+    if (isDir) {
+      const walk = (dir: string): void => {
+        let entries;
+        try { entries = readdirSync(dir, { withFileTypes: true }); } catch { return; }
+        for (const e of entries) {
+          const p = join(dir, e.name);
+          if (e.isDirectory()) walk(p);
+          else {
+            try {
+              const d = deviceAt(p);
+              d.path = inContainer + p.slice(resolved.length);
+              devices.push(d);
+            } catch { /* not a device: skipped, as docker does */ }
+          }
+        }
+      };
+      walk(resolved);
+    }
+    if (devices.length === 0) fail(err);
+    return { devices, rules: devices.map((d) => cgroupRuleFor(d, access)) };
+  }
+}
+
+/** Every device node under the host's /dev, as --privileged gets them (no pts, shm, mqueue, fd, console or FIFOs). */
+export function hostDevices(dir = '/dev', out: Device[] = []): Device[] {
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) {
+      if (!['pts', 'shm', 'fd', 'mqueue', '.lxc', '.lxd-mounts', '.udev'].includes(e.name)) hostDevices(p, out);
+      continue;
+    }
+    if (e.name === 'console') continue;
+    try {
+      const d = deviceAt(p);
+      if (d.type !== 'p') out.push(d);
+    } catch { /* gone meanwhile, or not a device */ }
+  }
+  return out;
+}
+
+/** --device-cgroup-rule 'type major:minor access' (type a, b or c; * for any number). */
+export function parseDeviceCgroupRule(rule: string): DeviceCgroupRule {
+  const m = /^([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})$/.exec(rule);
+  if (!m) throw new RunOptionsError(`invalid device cgroup rule format: '${rule}'`);
+  const num = (v: string): number | null => (v === '*' ? null : Number(v));
+  return { allow: true, type: m[1], major: num(m[2]), minor: num(m[3]), access: m[4] };
+}
+
+/** linux.devices and the device cgroup rules, as moby arranges them. */
+function containerDevices(opts: RunOptions): { devices: Device[]; rules: DeviceCgroupRule[] } {
+  const devices: Device[] = [];
+  if (opts.privileged) {
+    devices.push(...hostDevices());
+    // Every host device is there already; only a mapping to another path adds a node (with rwm).
+    for (const m of opts.devices ?? []) {
+      if ((m.PathInContainer || m.PathOnHost) === m.PathOnHost) continue;
+      devices.push(...devicesFromPath({ ...m, CgroupPermissions: 'rwm' }).devices);
+    }
+    return { devices, rules: [{ allow: true, access: 'rwm' }] };
+  }
+  const rules = DEFAULT_DEVICE_RULES.map((d) => ({ ...d }));
+  for (const m of opts.devices ?? []) {
+    const got = devicesFromPath(m);
+    devices.push(...got.devices);
+    rules.push(...got.rules);
+  }
+  for (const r of opts.deviceCgroupRules ?? []) rules.push(parseDeviceCgroupRule(r));
+  return { devices, rules };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Seccomp
+// ---------------------------------------------------------------------------------------------
+
+/** linux.seccomp for these options and the container's bounding capabilities. */
+export function seccompFor(opts: Pick<RunOptions, 'seccomp' | 'privileged' | 'arch'>, capabilities: string[]): Seccomp | undefined {
+  if (opts.privileged || opts.seccomp === 'unconfined') return undefined;
+  const host = { capabilities, arch: opts.arch };
+  if (opts.seccomp === undefined || opts.seccomp === 'builtin') return defaultSeccompProfile(host);
+  try {
+    return loadSeccompProfile(opts.seccomp as string | DockerSeccompProfile, host);
+  } catch (err) {
+    if (err instanceof SeccompProfileError) throw new RunOptionsError(err.message);
+    throw err;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // The spec
 // ---------------------------------------------------------------------------------------------
 
@@ -414,7 +606,8 @@ export function buildSpec(image: ImageConfig, opts: RunOptions): Spec {
   const config: ContainerConfig = image.config ?? {};
   if (!/^[0-9a-zA-Z][\w.-]*$/.test(opts.id)) throw new RunOptionsError(`invalid container id: ${JSON.stringify(opts.id)}`);
   const hostname = opts.hostname || opts.id.slice(0, 12);
-  const args = processArgs(config, opts);
+  let args = processArgs(config, opts);
+  if (opts.init) args = [INIT_PATH, '--', ...args];
   const env = processEnv(config, opts, hostname);
   const cwd = opts.workingDir || config.WorkingDir || '/';
   if (!cwd.startsWith('/')) throw new RunOptionsError(`the working directory '${cwd}' is invalid, it needs to be an absolute path`);
@@ -422,6 +615,12 @@ export function buildSpec(image: ImageConfig, opts: RunOptions): Spec {
   const caps = capabilitySet(opts);
   const privileged = opts.privileged === true;
   const mounts = containerMounts(opts);
+  if (opts.init) {
+    if (!opts.init.startsWith('/')) throw new RunOptionsError(`the init binary's path must be absolute: ${opts.init}`);
+    mounts.push({ destination: INIT_PATH, type: 'bind', source: opts.init, options: ['bind', 'ro'] });
+  }
+  const devs = containerDevices(opts);
+  const seccomp = seccompFor(opts, caps);
 
   const namespaces: Namespace[] = [{ type: 'mount' }];
   if (opts.network !== 'host') namespaces.push({ type: 'network' });
@@ -451,7 +650,7 @@ export function buildSpec(image: ImageConfig, opts: RunOptions): Spec {
     mounts,
     linux: {
       namespaces,
-      resources: resources(opts),
+      resources: resources(opts, devs.rules),
       maskedPaths: privileged ? [] : [...DEFAULT_MASKED_PATHS],
       readonlyPaths: privileged ? [] : [...DEFAULT_READONLY_PATHS],
     },
@@ -461,7 +660,8 @@ export function buildSpec(image: ImageConfig, opts: RunOptions): Spec {
   if (opts.ulimits?.length) spec.process!.rlimits = parseUlimits(opts.ulimits);
   if (opts.sysctls && Object.keys(opts.sysctls).length) spec.linux!.sysctl = { ...opts.sysctls };
   if (opts.cgroupsPath) spec.linux!.cgroupsPath = opts.cgroupsPath;
-  if (!privileged && opts.seccomp && opts.seccomp !== 'unconfined') spec.linux!.seccomp = opts.seccomp;
+  if (devs.devices.length) spec.linux!.devices = devs.devices;
+  if (seccomp) spec.linux!.seccomp = seccomp;
   if (Object.keys(annotations).length) spec.annotations = annotations;
   return spec;
 }

@@ -141,7 +141,7 @@ const BY_ARCH: ReadonlyArray<[readonly string[], readonly string[]]> = [
   [['riscv_flush_icache'], ['riscv64']],
 ];
 
-/** personality(2) personas: PER_LINUX, UNAME26, ADDR_NO_RANDOMIZE alone and with UNAME26, and the query value. */
+/** personality(2) personas: PER_LINUX, PER_LINUX32, UNAME26 alone and with PER_LINUX32, and the query value. */
 const PERSONAS = [0x0, 0x8, 0x20000, 0x20008, 0xffffffff];
 
 const arg = (index: number, op: string, value: number): SeccompArg => ({ index, value, op });
@@ -340,6 +340,8 @@ export function loadSeccompProfile(profile: string | DockerSeccompProfile, opts:
     if (when) rule.when = when;
     return rule;
   });
-  out.syscalls = rules.filter((r) => applies(r, host)).map(toOci);
+  const kept = rules.filter((r) => applies(r, host)).map(toOci);
+  delete out.syscalls;
+  if (kept.length) out.syscalls = kept;
   return out;
 }

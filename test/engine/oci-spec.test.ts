@@ -120,7 +120,7 @@ describe('privileged, masked and read-only paths', () => {
     assert.ok(s.mounts!.find((m) => m.destination === '/sys')!.options!.includes('ro'));
     assert.ok(s.mounts!.find((m) => m.destination === '/sys/fs/cgroup')!.options!.includes('ro'));
     assert.equal(s.process!.noNewPrivileges, false);
-    assert.equal(s.linux!.seccomp, undefined);
+    assert.equal(s.linux!.seccomp!.defaultAction, 'SCMP_ACT_ERRNO', 'docker\'s default seccomp profile');
   });
 
   test('--privileged: every capability, nothing masked or read-only, no seccomp, rw sysfs, all devices', () => {
