@@ -12,6 +12,7 @@ import { diskUsageCommand, eventsCommand, ExitError, infoCommand, versionCommand
 import { TemplateError } from './format/template.ts';
 import { registerImageCommands } from './commands/register-images.ts';
 import { rewriteHistoryHuman } from './commands/images.ts';
+import { registerVolumeCommands } from './commands/volumes.ts';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
@@ -101,6 +102,7 @@ export function buildProgram(): Command {
     .option('--format <template>', 'format the output using a Go template (or "json")')
     .action((opts: { format?: string }) => diskUsageCommand(opts, connect));
   registerImageCommands(program, system, connect);
+  registerVolumeCommands(program, connect);
   return program;
 }
 
