@@ -145,7 +145,7 @@ export class MonitorConnection {
    * dropped for falling behind, or close() was called before the end). */
   readonly exited: Promise<number>;
   private readonly listeners: ((stream: 'stdout' | 'stderr', data: Buffer) => void)[] = [];
-  private pending = Buffer.alloc(0);
+  private pending: Buffer = Buffer.alloc(0);
   private resolveExit!: (code: number) => void;
   private rejectExit!: (err: Error) => void;
   private done = false;
