@@ -12,6 +12,7 @@ import { diskUsageCommand, eventsCommand, ExitError, infoCommand, versionCommand
 import { TemplateError } from './format/template.ts';
 import { registerImageCommands } from './commands/register-images.ts';
 import { rewriteHistoryHuman } from './commands/images.ts';
+import { protectRawArgs, registerContainerRunCommands } from './commands/containers-run.ts';
 import { registerVolumeCommands } from './commands/volumes.ts';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
@@ -103,6 +104,7 @@ export function buildProgram(): Command {
     .action((opts: { format?: string }) => diskUsageCommand(opts, connect));
   registerImageCommands(program, system, connect);
   registerVolumeCommands(program, connect);
+  registerContainerRunCommands(program, connect);
   return program;
 }
 
@@ -117,7 +119,7 @@ export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   program.configureOutput({ writeOut: writeStdout, writeErr: writeStderr });
   try {
-    await program.parseAsync(rewriteHistoryHuman(argv), { from: 'user' });
+    await program.parseAsync(protectRawArgs(rewriteHistoryHuman(argv)), { from: 'user' });
     return 0;
   } catch (e) {
     if (e instanceof CommanderError) {

@@ -21,7 +21,7 @@ const BERTH = join(import.meta.dirname, '../../src/cli/berth.ts');
 let dir: string;
 let server: Server;
 let apiVersion = '1.47';
-let last: { url: string; body: Record<string, unknown> } | undefined;
+let last = undefined as { url: string; body: Record<string, unknown> } | undefined;
 
 before(async () => {
   if (skip) return;
@@ -117,7 +117,8 @@ for (const version of ['1.47', '1.41']) {
         assert.equal(last, undefined);
         continue;
       }
-      assert.ok(last, 'docker sent no create request');
+      const got = last as { url: string; body: Record<string, unknown> } | undefined;
+      assert.ok(got, 'docker sent no create request');
       const cwd = process.cwd();
       process.chdir(dir); // relative -v sources and --env-file paths, as docker saw them
       let mine;
@@ -126,8 +127,8 @@ for (const version of ['1.47', '1.41']) {
       } finally {
         process.chdir(cwd);
       }
-      assert.deepEqual(normalise(mine.request.body), normalise(last.body), `create ${args.join(' ')}`);
-      const q = new URL(last.url, 'http://x').searchParams;
+      assert.deepEqual(normalise(mine.request.body), normalise(got.body), `create ${args.join(' ')}`);
+      const q = new URL(got.url, 'http://x').searchParams;
       assert.equal(mine.request.name, q.get('name') ?? undefined, `name for ${args.join(' ')}`);
       assert.equal(mine.request.platform, q.get('platform') ?? undefined, `platform for ${args.join(' ')}`);
     }
