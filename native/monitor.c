@@ -100,7 +100,7 @@ static unsigned short want_rows, want_cols; /* a size asked for before the maste
 static int log_fd = -1;
 static unsigned long long log_size;
 static int stage_pid = -1, init_pid = -1;
-static bool started, init_done;
+static bool started, init_done, stage_failed;
 static int exit_code;
 static long long drain_deadline;           /* ms (monotonic) */
 static int child_fds[3] = { -1, -1, -1 };  /* the stage's ends of the pipes */
@@ -686,32 +686,33 @@ static int status_code(int st)
 	return -1;
 }
 
+/* The stage has been reaped: from now on the process to wait for is the init, re-parented to us. */
+static void stage_ended(int st)
+{
+	stage_pid = -1;
+	/* A stage that failed (after the clone: writing the id maps) has killed its child: whatever
+	 * that child's status, the container never ran. */
+	stage_failed = !WIFEXITED(st) || WEXITSTATUS(st) != 0;
+	init_pid = find_child();
+	/* No process left: setup failed (Node has the stage's ERROR line). */
+	if (init_pid <= 0 && !init_done)
+		process_ended(-1);
+}
+
 static void reap(void)
 {
 	for (;;) {
 		int st;
 		/* The stage first, and the init looked up before anything else is reaped. */
-		if (stage_pid > 0) {
-			pid_t p = waitpid(stage_pid, &st, WNOHANG);
-			if (p == stage_pid) {
-				stage_pid = -1;
-				init_pid = find_child();
-				/* No process left: setup failed (Node has the stage's ERROR line). */
-				if (init_pid <= 0 && !init_done)
-					process_ended(-1);
-			}
-		}
+		if (stage_pid > 0 && waitpid(stage_pid, &st, WNOHANG) == stage_pid)
+			stage_ended(st);
 		pid_t p = waitpid(-1, &st, WNOHANG);
 		if (p <= 0)
 			return;
-		if (p == init_pid && !init_done)
-			process_ended(status_code(st));
-		else if (p == stage_pid) {
-			stage_pid = -1;
-			init_pid = find_child();
-			if (init_pid <= 0 && !init_done)
-				process_ended(-1);
-		}
+		if (p == stage_pid)
+			stage_ended(st);
+		else if (p == init_pid && !init_done)
+			process_ended(stage_failed ? -1 : status_code(st));
 		/* anything else: an orphan of the container, reaped and ignored */
 	}
 }

@@ -353,6 +353,23 @@ test('start-up failure: ERROR rejects ready', async () => {
   });
 });
 
+test('a create that fails leaves no monitor behind: the failure is recorded and it exits', async () => {
+  await withBundle({}, async (b) => {
+    const runtime = new Runtime({ root: b.root });
+    const id = b.newId('bm');
+    const dir = join(b.base, 'fail');
+    b.writeConfig((s) => { s.process.args = ['/no/such/program']; });
+    const { launch: launcher, ready } = monitorLauncher({ dir, logPath: join(dir, 'json.log') });
+    await assert.rejects(runtime.create(id, { bundle: b.dir, launch: launcher }), /no\/such\/program/);
+    const pid = await ready;
+    b.trackPid(pid);
+    await waitFor('the monitor to exit', () => !pidAlive(pid), 5000);
+    const rec = readExitRecord(dir);
+    assert.ok(rec && rec.exitCode !== 0, `exit record ${JSON.stringify(rec)}`);
+    assert.ok(!existsSync(join(dir, 'attach.sock')));
+  });
+});
+
 test('an idle monitor stays small (VmRSS)', async (t) => {
   await withBundle({}, async (b) => {
     const s = await launch(b, ['sh', '-c', 'echo hi; sleep 1000']);
