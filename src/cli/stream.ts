@@ -13,6 +13,7 @@
 //   - window size: on start and on SIGWINCH, POST /containers/{id}/resize or /exec/{id}/resize;
 //   - `run`/`attach`/`start -a` without a tty forward the signals the CLI receives to the
 //     container (POST /containers/{id}/kill?signal=NAME), as docker's --sig-proxy.
+import { spawnSync } from 'node:child_process';
 import { writeSync } from 'node:fs';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
@@ -273,6 +274,10 @@ export function streamHijacked(h: Hijacked, opts: StreamOptions): Promise<Stream
       escape = new EscapeProxy(keys);
       if (stdin.isTTY) {
         stdin.setRawMode(true);
+        // libuv's raw mode keeps output processing (ONLCR) and a few input translations that
+        // docker's (cfmakeraw-like) raw mode turns off: "\n" from the container must reach the
+        // terminal unchanged. setRawMode(false) later restores the terminal as it was found.
+        spawnSync('stty', ['-opost', '-inlcr', '-igncr', '-parmrk', '-ignbrk', '-echonl'], { stdio: ['inherit', 'ignore', 'ignore'] });
         rawSet = true;
       }
     }
