@@ -929,6 +929,17 @@ static void parse_args(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	parse_args(argc, argv);
+	/* Fds 0 … sync_fd must all be open before we open anything of our own: fds 3 … sync_fd-1 are
+	 * closed in us after the fork, and none of ours may sit among them. */
+	for (int fd = 0; fd < sync_fd; fd++) {
+		if (fcntl(fd, F_GETFD) >= 0)
+			continue;
+		int nul = open("/dev/null", O_RDWR);
+		if (nul >= 0 && nul != fd) {
+			dup2(nul, fd);
+			close(nul);
+		}
+	}
 
 	/* The daemon stops a container by signalling its init, never us; and a client that goes
 	 * away mid-write must not kill the monitor. */

@@ -302,6 +302,48 @@ conn.close();
   });
 });
 
+test('preserved fds pass through the monitor to the container at the same numbers', async () => {
+  await withBundle({}, async (b) => {
+    const id = b.newId('bm');
+    const dir = join(b.base, 'pres');
+    const extra = join(b.base, 'extra.txt');
+    writeFileSync(extra, '');
+    b.writeConfig((s) => { s.process.args = ['sh', '-c', 'echo via-fd-3 >&3; ls /proc/self/fd']; });
+    // A process of its own whose fd 3 is the file: the runtime's --preserve-fds takes fds from there.
+    const script = join(b.base, 'preserve.mts');
+    writeFileSync(script, `
+import { Runtime } from ${JSON.stringify(join(REPO_ROOT, 'src/runtime/container.ts'))};
+import { MonitorConnection, monitorLauncher } from ${JSON.stringify(join(REPO_ROOT, 'src/engine/monitor.ts'))};
+const runtime = new Runtime({ root: ${JSON.stringify(b.root)} });
+const { launch, ready } = monitorLauncher({ dir: ${JSON.stringify(dir)} });
+await runtime.create(${JSON.stringify(id)}, { bundle: ${JSON.stringify(b.dir)}, launch, preserveFds: 1 });
+const pid = await ready;
+const conn = await MonitorConnection.connect(${JSON.stringify(dir)});
+let out = '';
+conn.onOutput((_s, d) => { out += d.toString(); });
+runtime.start(${JSON.stringify(id)});
+const code = await conn.exited;
+runtime.delete(${JSON.stringify(id)}, true);
+process.stdout.write(JSON.stringify({ pid, code, out }));
+`);
+    const { openSync, closeSync } = await import('node:fs');
+    const fd = openSync(extra, 'a');
+    const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe', fd] });
+    closeSync(fd);
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    assert.equal(await withTimeout(new Promise<number | null>((r) => child.on('exit', (c) => r(c))), 30000, 'the helper'), 0, err);
+    const r = JSON.parse(out) as { pid: number; code: number; out: string };
+    b.trackPid(r.pid);
+    assert.equal(r.code, 0);
+    assert.equal(readFileSync(extra, 'utf8'), 'via-fd-3\n');
+    assert.deepEqual(r.out.trim().split(/\s+/), ['0', '1', '2', '3', '4']);
+    await waitFor('the monitor to exit', () => !pidAlive(r.pid), 5000);
+  });
+});
+
 test('--hold: an exec\'d process starts once the first client is attached, and its output and exit reach it', async () => {
   await withBundle({}, async (b) => {
     const s = await launch(b, ['sleep', '1000']);
