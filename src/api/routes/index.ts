@@ -3,6 +3,7 @@
 import type { ApiModule } from '../context.ts';
 import { imageArchiveModule } from './image-archive.ts';
 import { imagesModule } from './images.ts';
+import { networksModule } from './networks.ts';
 import { systemModule } from './system.ts';
 import { volumesModule } from './volumes.ts';
 
@@ -10,5 +11,6 @@ export const API_MODULES: ApiModule[] = [
   systemModule,
   imagesModule,
   imageArchiveModule,
+  networksModule,
   volumesModule,
 ];
