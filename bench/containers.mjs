@@ -1,0 +1,488 @@
+#!/usr/bin/env node
+// Benchmark: running containers from an image, Berth against docker, podman, ctr and bare crun,
+// in one run.
+//
+//   sudo node bench/containers.mjs [--runs 10] [--burst 100] [--memory 20] [--concurrency 8]
+//        [--engines berth,docker-berth,docker,podman-runc,podman-crun,ctr,crun]
+//        [--skip latency,burst,api,memory] [--cache /var/tmp/berth-bench] [--tmp /var/tmp] [--verbose]
+//
+// 1. latency: `run --rm busybox true`, end to end (the client's own start-up included), median of
+//    --runs interleaved rounds (the order rotates each round), after one untimed warm-up each:
+//      berth         `berth -H unix://… run --rm` (dist/berth.cjs, or $BERTH_BIN) against a warm `berth daemon`
+//      docker-berth  the docker CLI (/usr/local/bin/docker) against the same `berth daemon`
+//      docker        the same docker CLI against a private dockerd 20.10 (Debian docker.io: containerd + runc)
+//      podman-runc   `podman --runtime runc run --rm`, private --root/--runroot
+//      podman-crun   `podman --runtime crun run --rm`
+//      ctr           `ctr run --rm` against a private containerd (runc through containerd-shim-runc-v2)
+//      crun          bare `crun run` of a prepared bundle (busybox rootfs, `crun spec` with terminal
+//                    false): the floor of what starting a container costs here, with no image, no
+//                    engine and no client
+//    Every engine runs with no network (`--network none`; ctr and crun give the container a fresh
+//    network namespace with only lo, which is the same), so the numbers compare the engines, not
+//    their bridge set-up.
+// 2. burst: --burst (100) containers `run -d busybox sleep 1000` one after another through each CLI
+//    (berth, docker-berth, docker, podman with crun), containers/second; then all removed with one
+//    `rm -f` (also timed). api: the same through the Engine API directly, --concurrency requests
+//    in flight (create + start), for `berth daemon` and dockerd.
+// 3. memory: --memory (20) running containers per engine, one engine at a time; the RSS (VmRSS) and
+//    PSS (smaps_rollup, shared pages split between the processes that map them) of the per-container
+//    processes the engine leaves behind: berth-monitor (Berth), containerd-shim-runc-v2 (docker, ctr),
+//    conmon (podman); and how much the daemon's own RSS grew.
+// Goals (issue 5): Berth's end-to-end latency at most 1/5 of the best peer's median; at most 1 MB
+// per running container.
+//
+// Image: busybox built from Debian's busybox-static (cached OCI layout, the same as
+// bench/pull.mjs's), turned into a docker-archive by skopeo and loaded into every store (`load`,
+// `ctr images import`); nothing comes from the network.
+// Isolation: everything runs in private mount and network namespaces: /run is an empty directory
+// of the work dir and /var/lib an overlay with its upper directory there, so the peers' hard-wired
+// paths never reach the host, and any bridge, veth or firewall rule vanishes with the namespace.
+// Inside, the host's hybrid cgroup2 mount is unmounted (crun 1.8 refuses hybrid layouts), so every
+// tool sees the same cgroup v1 layout. Daemons are started by the bench and stopped by PID.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import {
+  REPO, Daemons, WATCHED, busyboxLayout, cleanEnv, enterPrivateNamespaces, has, http, httpStatus, log, median, memoryKiB,
+  podmanSetup, privateRunAndVarLib, processes, sh, sleep, sorted, startContainerd, startDockerd, unmountUnder,
+} from './lib/peers.mjs';
+
+const ALL = ['berth', 'docker-berth', 'docker', 'podman-runc', 'podman-crun', 'ctr', 'crun'];
+const PHASES = ['latency', 'burst', 'api', 'memory'];
+const { values: args } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '10' },
+    burst: { type: 'string', default: '100' },
+    memory: { type: 'string', default: '20' },
+    concurrency: { type: 'string', default: '8' },
+    engines: { type: 'string', default: ALL.join(',') },
+    skip: { type: 'string', default: '' },
+    cache: { type: 'string', default: '/var/tmp/berth-bench' },
+    tmp: { type: 'string', default: '/var/tmp' },
+    verbose: { type: 'boolean', default: false },
+  },
+});
+const runs = Number(args.runs);
+const burstN = Number(args.burst);
+const memN = Number(args.memory);
+const concurrency = Number(args.concurrency);
+const wanted = args.engines.split(',').map((s) => s.trim()).filter(Boolean);
+for (const e of wanted) if (!ALL.includes(e)) throw new Error(`unknown engine ${e} (known: ${ALL.join(', ')})`);
+const skip = new Set(args.skip.split(',').map((s) => s.trim()).filter(Boolean));
+for (const s of skip) if (!PHASES.includes(s)) throw new Error(`unknown phase ${s} (known: ${PHASES.join(', ')})`);
+for (const [k, v] of [['runs', runs], ['burst', burstN], ['memory', memN], ['concurrency', concurrency]]) if (!(v >= 1)) throw new Error(`--${k} takes a positive number`);
+if (process.getuid() !== 0) throw new Error('run as root (the peers need it)');
+
+enterPrivateNamespaces('BERTH_CONTAINERS_BENCH_INNER', { net: true, dropCgroup2: true });
+
+const berthBin = process.env.BERTH_BIN ?? join(REPO, 'dist/berth.cjs');
+const dockerCli = '/usr/local/bin/docker';
+const work = mkdtempSync(join(args.tmp, 'bctr.'));
+const daemons = new Daemons(work, { verbose: args.verbose });
+const cleanups = []; // run before the daemons stop (containers to remove)
+let cleaning = false;
+async function cleanup() {
+  if (cleaning) return;
+  cleaning = true;
+  for (const f of cleanups.reverse()) { try { await f(); } catch (e) { log(`clean-up: ${e.message}`); } }
+  await daemons.stopAll();
+  unmountUnder(work);
+  rmSync(work, { recursive: true, force: true });
+  if (existsSync(work)) log(`could not remove ${work}`);
+}
+process.stdout.on('error', () => {});
+process.stderr.on('error', () => {});
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => { log(`${sig}: cleaning up`); cleanup().finally(() => process.exit(130)); });
+const watchedBefore = new Set(WATCHED.filter((p) => existsSync(p)));
+
+/** Runs argv; resolves { ms, status, stdout, stderr }. */
+function timed([cmd, ...a], env) {
+  const t0 = performance.now();
+  const r = spawnSync(cmd, a, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 26, timeout: 300_000 });
+  return { ms: performance.now() - t0, status: r.status, stdout: r.stdout ?? '', stderr: r.stderr || String(r.error ?? r.signal ?? '') };
+}
+const brief = (r) => `exit ${r.status}: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ').slice(0, 400)}`;
+
+const results = { latency: new Map(), burst: new Map(), api: new Map(), memory: new Map(), errors: new Map(), versions: new Map() };
+
+try {
+  privateRunAndVarLib(work);
+  const baseEnv = cleanEnv();
+  const img = busyboxLayout(args.cache);
+  const archive = join(work, 'busybox.tar');
+  // A docker-archive tagged busybox:latest: every tool resolves it to docker.io/library/busybox:latest.
+  sh('skopeo', ['copy', '-q', `oci:${img.layout}:${img.tag}`, `docker-archive:${archive}:busybox:latest`], { env: baseEnv });
+  log(`busybox image: ${archive}`);
+
+  // ---- engines ---------------------------------------------------------------------------------
+  const B = join(work, 'berth');
+  const bEnv = { ...baseEnv, BERTH_AUTOSTART: '0' };
+  const berthSock = join(B, 'berth.sock');
+  const D = join(work, 'docker');
+  const P = join(work, 'podman');
+  const C = join(work, 'ctr');
+  const R = join(work, 'crun');
+  const ctrNs = ['-n', 'berthbench'];
+  let podman;
+  let ctrSock;
+  let dockerd;
+
+  const dockerEnv = (sock) => ({ ...baseEnv, DOCKER_HOST: `unix://${sock}`, DOCKER_CONFIG: join(work, 'docker-cli') });
+  const berthCli = (a) => [process.execPath, berthBin, '-H', `unix://${berthSock}`, ...a];
+  // A docker-CLI-compatible engine: cli(a) is argv, env its environment.
+  const dockerLike = (cli, env, extra = {}) => ({
+    cli, env,
+    runRm: () => cli(['run', '--rm', '--network', 'none', 'busybox', 'true']),
+    runD: () => cli(['run', '-d', '--network', 'none', 'busybox', 'sleep', '1000']),
+    rmF: (ids) => cli(['rm', '-f', ...ids]),
+    ...extra,
+  });
+
+  const ENGINES = {
+    berth: {
+      tool: 'node',
+      async setup() {
+        if (!existsSync(berthBin)) throw new Error(`${berthBin} is missing: npm run build`);
+        const newer = sh('find', [join(REPO, 'src'), '-name', '*.ts', '-newer', berthBin]).stdout.trim().split('\n').filter(Boolean);
+        if (newer.length && !process.env.BERTH_BIN) log(`WARNING: ${berthBin} is older than ${newer.length} file(s) in src/ (e.g. ${newer[0]}): npm run build`);
+        mkdirSync(B, { recursive: true });
+        writeFileSync(join(B, 'daemon.json'), '{}');
+        this.daemon = daemons.start('berth', process.execPath, [berthBin, 'daemon', '--host', `unix://${berthSock}`,
+          '--data-root', join(B, 'data'), '--exec-root', join(B, 'exec'), '--config-file', join(B, 'daemon.json')], bEnv);
+        await daemons.waitReady(this.daemon, async () => (await httpStatus({ socketPath: berthSock, path: '/_ping' })) === 200);
+        Object.assign(this, dockerLike(berthCli, bEnv));
+        sh(...split(berthCli(['load', '-q', '-i', archive]), bEnv));
+        this.version = sh(...split(berthCli(['version', '--format', '{{.Server.Version}}']), bEnv), { check: false }).stdout.trim() || '?';
+        this.sock = berthSock;
+        this.monitor = (p) => p.comm === 'berth-monitor' && p.cmdline.some((a) => a.startsWith(B));
+      },
+    },
+    'docker-berth': {
+      tool: dockerCli,
+      needs: ['berth'],
+      async setup() {
+        Object.assign(this, dockerLike((a) => [dockerCli, ...a], dockerEnv(berthSock)));
+        this.version = `CLI ${sh(dockerCli, ['version', '-f', '{{.Client.Version}}'], { env: this.env, check: false }).stdout.trim()}`;
+        this.sock = berthSock;
+        this.daemon = ENGINES.berth.daemon;
+        this.monitor = ENGINES.berth.monitor;
+      },
+    },
+    docker: {
+      tool: 'dockerd',
+      async setup() {
+        dockerd = await startDockerd(daemons, D, baseEnv);
+        Object.assign(this, dockerLike((a) => [dockerCli, ...a], dockerEnv(dockerd.sock)));
+        sh(dockerCli, ['load', '-q', '-i', archive], { env: this.env });
+        this.version = sh(dockerCli, ['version', '-f', '{{.Server.Version}}'], { env: this.env }).stdout.trim();
+        this.sock = dockerd.sock;
+        this.daemon = dockerd.daemon;
+        // Its shims are started by dockerd's containerd (their -address is its socket).
+        this.monitor = (p) => p.comm.startsWith('containerd-shim') && p.cmdline.includes(dockerd.containerd.sock);
+      },
+    },
+    'podman-runc': {
+      tool: 'podman',
+      async setup() {
+        if (!podman) {
+          podman = podmanSetup(P, baseEnv);
+          sh('podman', [...podman.args, 'load', '-q', '-i', archive], { env: podman.env });
+        }
+        // rm -f -t 0: docker's rm -f kills at once; podman's first waits the stop timeout (10 s).
+        Object.assign(this, dockerLike((a) => ['podman', ...podman.args, '--runtime', 'runc', ...a], podman.env,
+          { rmF: (ids) => ['podman', ...podman.args, 'rm', '-f', '-t', '0', ...ids] }));
+        this.version = sh('podman', ['version', '-f', '{{.Client.Version}}'], { env: podman.env }).stdout.trim();
+        this.monitor = (p) => p.comm === 'conmon' && p.cmdline.some((a) => a.startsWith(P));
+      },
+    },
+    'podman-crun': {
+      tool: 'podman',
+      async setup() {
+        await ENGINES['podman-runc'].setup.call(this);
+        Object.assign(this, dockerLike((a) => ['podman', ...podman.args, '--runtime', 'crun', ...a], podman.env, { rmF: this.rmF }));
+      },
+    },
+    ctr: {
+      tool: 'containerd',
+      async setup() {
+        const c = await startContainerd(daemons, 'containerd', C, baseEnv);
+        ctrSock = c.sock;
+        this.daemon = c.daemon;
+        const ctr = (a) => ['ctr', '-a', ctrSock, ...ctrNs, ...a];
+        sh(...split(ctr(['images', 'import', archive]), baseEnv));
+        const ref = 'docker.io/library/busybox:latest';
+        let n = 0;
+        this.env = baseEnv;
+        this.runRm = () => ctr(['run', '--rm', ref, `bench-rm-${n++}`, 'true']);
+        this.runD = () => ctr(['run', '-d', ref, `bench-d-${n++}`, 'sleep', '1000']);
+        // `ctr run -d` prints nothing: the ids are the names given above.
+        this.idOf = (argv) => argv[argv.length - 3];
+        this.rmF = (ids) => ['sh', '-c', 'for id; do ctr -a "$0" -n berthbench task kill -s KILL "$id" >/dev/null 2>&1; done; for id; do ctr -a "$0" -n berthbench task delete -f "$id" >/dev/null 2>&1; ctr -a "$0" -n berthbench container delete "$id" || exit 1; done', ctrSock, ...ids];
+        this.version = sh('ctr', ['-a', ctrSock, 'version'], { check: false }).stdout.match(/Version:\s*(\S+)/g)?.pop()?.split(/\s+/)[1] ?? '?';
+        this.monitor = (p) => p.comm.startsWith('containerd-shim') && p.cmdline.includes(ctrSock);
+      },
+    },
+    crun: {
+      tool: 'crun',
+      async setup() {
+        const bundle = join(R, 'bundle');
+        mkdirSync(join(bundle, 'rootfs'), { recursive: true });
+        for (const l of img.layers) sh('tar', ['--numeric-owner', '-xpzf', l, '-C', join(bundle, 'rootfs')]);
+        sh('crun', ['spec'], { cwd: bundle });
+        const spec = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8'));
+        spec.process.terminal = false;
+        spec.process.args = ['true'];
+        writeFileSync(join(bundle, 'config.json'), JSON.stringify(spec));
+        let n = 0;
+        this.env = baseEnv;
+        this.runRm = () => ['crun', '--root', join(R, 'state'), 'run', '--bundle', bundle, `bench-${n++}`];
+        // crun keeps nothing after a foreground run of a container that exited; a left-over would
+        // make the next run's id clash, so this checks (untimed).
+        this.after = (argv) => spawnSync('crun', ['--root', join(R, 'state'), 'delete', '--force', argv[argv.length - 1]], { stdio: 'ignore' });
+        this.version = sh('crun', ['--version']).stdout.split('\n')[0].replace('crun version ', '');
+      },
+    },
+  };
+  function split(argv, env) { return [argv[0], argv.slice(1), { env }]; }
+
+  const engines = [];
+  for (const name of wanted) {
+    const e = ENGINES[name];
+    e.name = name;
+    try {
+      if (!has(e.tool)) throw new Error(`${e.tool} is not installed`);
+      for (const n of e.needs ?? []) if (!engines.includes(ENGINES[n])) throw new Error(`needs ${n}`);
+      await e.setup();
+      // One untimed run: warms the daemon, the page cache, and proves the engine works.
+      const argv = e.runRm();
+      const r = timed(argv, e.env);
+      e.after?.(argv);
+      if (r.status !== 0) throw new Error(`run --rm busybox true failed: ${brief(r)}`);
+      engines.push(e);
+      results.versions.set(name, e.version);
+      log(`${name}: ${e.version ?? ''} ready (warm-up run ${r.ms.toFixed(0)} ms)`);
+    } catch (err) {
+      log(`${name}: set-up failed, skipped: ${err.message}`);
+      results.errors.set(name, err.message.split('\n')[0]);
+    }
+  }
+  const tStart = performance.now();
+
+  // ---- 1. latency --------------------------------------------------------------------------------
+  if (!skip.has('latency')) {
+    const dead = new Set();
+    for (let i = 0; i < runs; i++) {
+      const order = engines.map((_, k) => engines[(k + i) % engines.length]);
+      for (const e of order) {
+        if (dead.has(e)) continue;
+        const argv = e.runRm();
+        const r = timed(argv, e.env);
+        e.after?.(argv);
+        if (r.status !== 0) {
+          results.errors.set(e.name, `run --rm failed in round ${i + 1}: ${brief(r)}`);
+          log(`${e.name}: ${results.errors.get(e.name)}`);
+          dead.add(e);
+          continue;
+        }
+        if (!results.latency.has(e.name)) results.latency.set(e.name, []);
+        results.latency.get(e.name).push(r.ms);
+        if (args.verbose) log(`round ${i + 1} ${e.name}: ${r.ms.toFixed(1)} ms`);
+      }
+      log(`latency round ${i + 1}/${runs} done`);
+    }
+  }
+
+  // ---- helpers for running containers ----------------------------------------------------------
+  /** Starts n detached sleepers one after another through the CLI; returns { ids, ms }. */
+  function startDetached(e, n) {
+    const ids = [];
+    const t0 = performance.now();
+    for (let k = 0; k < n; k++) {
+      const argv = e.runD();
+      const r = timed(argv, e.env);
+      if (r.status !== 0) throw Object.assign(new Error(`run -d failed after ${k} containers: ${brief(r)}`), { ids });
+      ids.push(e.idOf ? e.idOf(argv) : r.stdout.trim().split('\n').pop());
+    }
+    return { ids, ms: performance.now() - t0 };
+  }
+  function removeAll(e, ids) {
+    if (!ids.length) return 0;
+    const r = timed(e.rmF(ids), e.env);
+    if (r.status !== 0) throw new Error(`rm -f of ${ids.length} containers failed: ${brief(r)}`);
+    return r.ms;
+  }
+  /** Remembers ids to remove should the bench stop half-way. */
+  function guard(e, ids) {
+    const f = () => { if (ids.length) { spawnSync(e.rmF(ids)[0], e.rmF(ids).slice(1), { env: e.env, stdio: 'ignore', timeout: 300_000 }); ids.length = 0; } };
+    cleanups.push(f);
+    return () => { const i = cleanups.indexOf(f); if (i >= 0) cleanups.splice(i, 1); };
+  }
+
+  // ---- 2. burst through the CLIs -----------------------------------------------------------------
+  if (!skip.has('burst')) {
+    for (const e of engines.filter((x) => ['berth', 'docker-berth', 'docker', 'podman-crun'].includes(x.name))) {
+      const live = [];
+      const unguard = guard(e, live);
+      try {
+        const s = startDetached(e, burstN);
+        live.push(...s.ids);
+        const running = countRunning(e);
+        const rmMs = removeAll(e, live);
+        live.length = 0;
+        results.burst.set(e.name, { n: burstN, ms: s.ms, rmMs, running });
+        log(`burst ${e.name}: ${burstN} in ${(s.ms / 1000).toFixed(1)} s (${running ?? '?'} running), removed in ${(rmMs / 1000).toFixed(1)} s`);
+      } catch (err) {
+        live.push(...(err.ids ?? []));
+        results.burst.set(e.name, { error: err.message.split('\n')[0] });
+        log(`burst ${e.name}: ${err.message}`);
+        try { removeAll(e, live); live.length = 0; } catch { /* the guard retries at the end */ }
+      } finally {
+        if (!live.length) unguard();
+      }
+    }
+  }
+
+  /** How many of the engine's containers are running (ps -q), or undefined. */
+  function countRunning(e) {
+    if (!e.cli) return undefined;
+    const r = timed(e.cli(['ps', '-q']), e.env);
+    return r.status === 0 ? r.stdout.trim().split('\n').filter(Boolean).length : undefined;
+  }
+
+  // ---- 2b. burst through the API -----------------------------------------------------------------
+  if (!skip.has('api')) {
+    for (const e of engines.filter((x) => ['berth', 'docker'].includes(x.name))) {
+      const ids = [];
+      const unguard = guard(e, ids);
+      try {
+        const api = (method, path, body) => http({ socketPath: e.sock, method, path: `/v1.41${path}` }, body);
+        let next = 0;
+        const t0 = performance.now();
+        await Promise.all(Array.from({ length: concurrency }, async () => {
+          while (next < burstN) {
+            next++;
+            const c = await api('POST', '/containers/create', { Image: 'busybox', Cmd: ['sleep', '1000'], HostConfig: { NetworkMode: 'none' } });
+            if (c.status !== 201) throw new Error(`create: HTTP ${c.status} ${c.body.slice(0, 300)}`);
+            const { Id } = JSON.parse(c.body);
+            ids.push(Id);
+            const s = await api('POST', `/containers/${Id}/start`);
+            if (s.status !== 204) throw new Error(`start: HTTP ${s.status} ${s.body.slice(0, 300)}`);
+          }
+        }));
+        const ms = performance.now() - t0;
+        const running = countRunning(e);
+        const t1 = performance.now();
+        await Promise.all(Array.from({ length: concurrency }, async () => {
+          while (ids.length) {
+            const id = ids.pop();
+            const r = await api('DELETE', `/containers/${id}?force=1`);
+            if (r.status !== 204) throw new Error(`delete: HTTP ${r.status} ${r.body.slice(0, 300)}`);
+          }
+        }));
+        const rmMs = performance.now() - t1;
+        results.api.set(e.name, { n: burstN, ms, rmMs, running });
+        log(`api ${e.name}: ${burstN} in ${(ms / 1000).toFixed(1)} s (${running ?? '?'} running), removed in ${(rmMs / 1000).toFixed(1)} s`);
+      } catch (err) {
+        results.api.set(e.name, { error: err.message.split('\n')[0] });
+        log(`api ${e.name}: ${err.message}`);
+        try { removeAll(e, ids); ids.length = 0; } catch { /* the guard retries at the end */ }
+      } finally {
+        if (!ids.length) unguard();
+      }
+    }
+  }
+
+  // ---- 3. memory -----------------------------------------------------------------------------------
+  if (!skip.has('memory')) {
+    const daemonRss = (e) => (e.daemon ? memoryKiB(e.daemon.pid)?.rss : undefined);
+    for (const e of engines.filter((x) => ['berth', 'docker', 'podman-crun', 'ctr'].includes(x.name))) {
+      const live = [];
+      const unguard = guard(e, live);
+      try {
+        const before = daemonRss(e);
+        const s = startDetached(e, memN);
+        live.push(...s.ids);
+        await sleep(2000); // let lazily-touched pages settle
+        const procs = processes().filter(e.monitor);
+        const mem = procs.map((p) => memoryKiB(p.pid)).filter(Boolean);
+        const after = daemonRss(e);
+        const sum = (k) => mem.reduce((n, m) => n + m[k], 0);
+        results.memory.set(e.name, { n: memN, procs: procs.length, comm: [...new Set(procs.map((p) => p.comm))].join(','), rss: sum('rss'), pss: sum('pss'), daemonGrowth: before && after ? after - before : undefined });
+        log(`memory ${e.name}: ${procs.length} processes, RSS ${sum('rss')} KiB, PSS ${sum('pss')} KiB`);
+        removeAll(e, live);
+        live.length = 0;
+      } catch (err) {
+        live.push(...(err.ids ?? []));
+        results.memory.set(e.name, { error: err.message.split('\n')[0] });
+        log(`memory ${e.name}: ${err.message}`);
+        try { removeAll(e, live); live.length = 0; } catch { /* the guard retries at the end */ }
+      } finally {
+        if (!live.length) unguard();
+      }
+    }
+  }
+  const total = (performance.now() - tStart) / 1000;
+
+  // ---- report ----------------------------------------------------------------------------------------
+  const q = (xs, p) => sorted(xs)[Math.min(xs.length - 1, Math.floor(p * xs.length))];
+  const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  const cpu = readFileSync('/proc/cpuinfo', 'utf8').match(/^model name\s*:\s*(.*)$/m)?.[1] ?? '?';
+  console.log(`\nmachine: ${sh('nproc', []).stdout.trim()} CPUs (${cpu}), load ${load}, kernel ${sh('uname', ['-r']).stdout.trim()}, work dir on ${sh('findmnt', ['-n', '-o', 'FSTYPE', '-T', work], { check: false }).stdout.trim()}; measured ${total.toFixed(0)} s`);
+  console.log(`versions: ${[...results.versions].map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  for (const [k, v] of results.errors) console.log(`${k}: ${v}`);
+
+  const LABEL = {
+    berth: 'berth run --rm', 'docker-berth': 'docker CLI → berth daemon', docker: 'docker run --rm (dockerd)',
+    'podman-runc': 'podman --runtime runc run --rm', 'podman-crun': 'podman --runtime crun run --rm', ctr: 'ctr run --rm', crun: 'crun run (bare bundle)',
+  };
+  const lat = results.latency;
+  if (lat.size) {
+    console.log(`\n1. run --rm busybox true, end to end: ${runs} interleaved rounds; ms, median [p10–p90]; ×: engine ÷ berth`);
+    const bm = lat.has('berth') ? median(lat.get('berth')) : undefined;
+    for (const [name, xs] of lat) {
+      const ratio = bm && name !== 'berth' ? `×${(median(xs) / bm).toFixed(2)}` : '';
+      console.log(`${LABEL[name].padEnd(34)} ${median(xs).toFixed(1).padStart(8)} [${q(xs, 0.1).toFixed(1)}–${q(xs, 0.9).toFixed(1)}]`.padEnd(66) + ratio);
+    }
+    const enginePeers = ['docker', 'podman-runc', 'podman-crun', 'ctr'].filter((n) => lat.has(n));
+    const best = (names) => names.reduce((b, n) => (!b || median(lat.get(n)) < median(lat.get(b)) ? n : b), undefined);
+    if (bm !== undefined) {
+      for (const [what, names] of [['the best engine peer', enginePeers], ['the best peer, bare crun included', [...enginePeers, ...(lat.has('crun') ? ['crun'] : [])]]]) {
+        const b = best(names);
+        if (!b) continue;
+        const goal = median(lat.get(b)) / 5;
+        console.log(`goal: berth ≤ 1/5 of ${what} (${b} ${median(lat.get(b)).toFixed(1)} ms → ${goal.toFixed(1)} ms): berth ${bm.toFixed(1)} ms → ${bm <= goal ? 'MET' : `NOT MET (×${(bm / goal).toFixed(1)} too slow)`}`);
+      }
+    } else console.log('goal: no berth result');
+  }
+  for (const [key, title] of [['burst', `2. ${burstN} detached containers (run -d busybox sleep 1000), one CLI call after another`], ['api', `2b. ${burstN} detached containers through the Engine API (create + start), ${concurrency} in flight`]]) {
+    if (!results[key].size) continue;
+    console.log(`\n${title}; then all removed (${key === 'api' ? `DELETE ?force=1, ${concurrency} in flight` : 'one rm -f'})`);
+    for (const [name, r] of results[key]) {
+      if (r.error) { console.log(`${name.padEnd(14)} ${r.error}`); continue; }
+      console.log(`${name.padEnd(14)} ${(r.ms / 1000).toFixed(1).padStart(6)} s  ${(r.n / (r.ms / 1000)).toFixed(1).padStart(6)} containers/s   running: ${r.running ?? '?'}   removed in ${(r.rmMs / 1000).toFixed(1)} s (${(r.n / (r.rmMs / 1000)).toFixed(1)}/s)`);
+    }
+  }
+  if (results.memory.size) {
+    console.log(`\n3. memory of the per-container processes, ${memN} running containers per engine (KiB; per container = sum ÷ ${memN})`);
+    for (const [name, r] of results.memory) {
+      if (r.error) { console.log(`${name.padEnd(14)} ${r.error}`); continue; }
+      const per = (k) => (r[k] / r.n).toFixed(0);
+      console.log(`${name.padEnd(14)} ${String(r.procs).padStart(3)} × ${r.comm.padEnd(16)} RSS ${String(r.rss).padStart(7)} (${per('rss').padStart(6)}/ctr)  PSS ${String(r.pss).padStart(7)} (${per('pss').padStart(6)}/ctr)` +
+        (r.daemonGrowth !== undefined ? `  daemon RSS +${r.daemonGrowth} (${(r.daemonGrowth / r.n).toFixed(0)}/ctr)` : ''));
+    }
+    const bmem = results.memory.get('berth');
+    if (bmem && !bmem.error) {
+      const perRss = bmem.rss / bmem.n / 1024;
+      const perPss = bmem.pss / bmem.n / 1024;
+      console.log(`goal: ≤ 1 MB per running container: berth-monitor RSS ${perRss.toFixed(2)} MiB, PSS ${perPss.toFixed(2)} MiB per container → ${perRss <= 1 ? 'MET (RSS)' : perPss <= 1 ? 'MET by PSS only' : 'NOT MET'}${bmem.procs !== bmem.n ? ` (found ${bmem.procs} monitor processes for ${bmem.n} containers)` : ''}`);
+    }
+  }
+  const created = WATCHED.filter((p) => existsSync(p) && !watchedBefore.has(p));
+  if (created.length) console.log(`\nWARNING: host paths appeared during the run (a peer or someone else): ${created.join(', ')}`);
+} catch (e) {
+  console.error(e.stack ?? e);
+  process.exitCode = 1;
+} finally {
+  await cleanup();
+}
