@@ -105,9 +105,32 @@ export function isEmptyDir(dir: string): boolean {
   return readdirSync(dir).length === 0;
 }
 
+/** Opens dir/rel one component at a time, never following a symlink (the volume may be shared). */
+function openDirBeneath(dirFd: number, rel: string): number {
+  // The fd's own /proc link is followed on purpose: it names exactly that directory.
+  let fd = openSync(fdPath(dirFd), constants.O_RDONLY | constants.O_DIRECTORY);
+  for (const c of rel.split('/')) {
+    if (c === '' || c === '.') continue;
+    if (c === '..') { closeSync(fd); throw new CopyUpError(`unexpected ".." in ${rel}`); }
+    let next: number;
+    try {
+      next = openSync(fdPath(fd, c), DIR_FLAGS);
+    } finally {
+      closeSync(fd);
+    }
+    fd = next;
+  }
+  return fd;
+}
+
 /**
  * Copies the directory open as srcFd into dst (an existing, empty directory), dst's own owner,
  * mode and times included. Returns the number of entries copied.
+ *
+ * The destination is written through directory fds as well: a volume can be shared with a
+ * running container that could swap a directory for a symlink while the copy runs. New
+ * entries are created with O_EXCL-like calls (mkdir, symlink, exclusive copy, mknod), which
+ * never follow a symlink in their last component.
  */
 export function copyTree(srcFd: number, dst: string): number {
   const batch = new FsOpsBatch();
@@ -119,11 +142,12 @@ export function copyTree(srcFd: number, dst: string): number {
     if (!symlink) batch.chmod(rel, Number(st.mode) & 0o7777);
     batch.times(rel, nsTime(st.atimeNs), nsTime(st.mtimeNs));
   };
-  const walk = (fd: number, rel: string): void => {
+  const dstRoot = openSync(dst, DIR_FLAGS);
+  const walk = (fd: number, dfd: number, rel: string): void => {
     for (const name of readdirSync(fdPath(fd))) {
       const p = fdPath(fd, name);
+      const target = fdPath(dfd, name);
       const childRel = rel === '' ? name : `${rel}/${name}`;
-      const target = join(dst, childRel);
       const st = lstatSync(p, { bigint: true });
       count++;
       if (st.isDirectory()) {
@@ -135,7 +159,12 @@ export function copyTree(srcFd: number, dst: string): number {
         }
         try {
           mkdirSync(target, { mode: 0o700 });
-          walk(sub, childRel);
+          const dsub = openSync(target, DIR_FLAGS);
+          try {
+            walk(sub, dsub, childRel);
+          } finally {
+            closeSync(dsub);
+          }
         } finally {
           closeSync(sub);
         }
@@ -150,7 +179,13 @@ export function copyTree(srcFd: number, dst: string): number {
       if (st.isFile()) {
         const seen = st.nlink > 1n ? inodes.get(st.ino) : undefined;
         if (seen !== undefined) {
-          linkSync(join(dst, seen), target);
+          const slash = seen.lastIndexOf('/');
+          const parent = openDirBeneath(dstRoot, slash < 0 ? '' : seen.slice(0, slash));
+          try {
+            linkSync(fdPath(parent, seen.slice(slash + 1)), target);
+          } finally {
+            closeSync(parent);
+          }
           continue;
         }
         const f = openSync(p, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
@@ -173,7 +208,11 @@ export function copyTree(srcFd: number, dst: string): number {
       count--; // sockets: nothing to copy (as dockerd, which cannot recreate them either)
     }
   };
-  walk(srcFd, '');
+  try {
+    walk(srcFd, dstRoot, '');
+  } finally {
+    closeSync(dstRoot);
+  }
   meta('', fstatSync(srcFd, { bigint: true }), false);
   batch.run(dst);
   return count;

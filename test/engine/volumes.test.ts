@@ -298,6 +298,7 @@ describe('copy-up', () => {
     chmodSync(join(d, 'tool'), 0o4755);
     linkSync(join(d, 'config'), join(d, 'config.hard'));
     writeFileSync(join(d, 'sub', 'deeper', 'f'), 'deep');
+    linkSync(join(d, 'sub', 'deeper', 'f'), join(d, 'sub', 'f-hard'));
     symlinkSync('/etc/passwd', join(d, 'abs-link'));
     symlinkSync('../../../../../../etc', join(d, 'rel-link'));
     spawnSync('mkfifo', [join(d, 'pipe')]);
@@ -325,6 +326,7 @@ describe('copy-up', () => {
     assert.equal(st('tool').mode & 0o7777, 0o4755, 'setuid kept (chmod after chown)');
     assert.equal(st('config.hard').ino, st('config').ino, 'hard link kept');
     assert.equal(readFileSync(join(vol, 'sub', 'deeper', 'f'), 'utf8'), 'deep');
+    assert.equal(st('sub/f-hard').ino, st('sub/deeper/f').ino, 'hard link across directories kept');
     assert.equal(readlinkSync(join(vol, 'abs-link')), '/etc/passwd');
     assert.equal(readlinkSync(join(vol, 'rel-link')), '../../../../../../etc');
     assert.ok(st('pipe').isFIFO());
