@@ -1,6 +1,7 @@
 // The API modules the daemon loads, in order. Each area adds its module here
 // (images.ts, containers.ts, …); see ApiModule in ../context.ts for what a module may do.
 import type { ApiModule } from '../context.ts';
+import { containerArchiveModule } from './container-archive.ts';
 import { imageArchiveModule } from './image-archive.ts';
 import { imagesModule } from './images.ts';
 import { networksModule } from './networks.ts';
@@ -11,6 +12,7 @@ export const API_MODULES: ApiModule[] = [
   systemModule,
   imagesModule,
   imageArchiveModule,
+  containerArchiveModule,
   networksModule,
   volumesModule,
 ];
