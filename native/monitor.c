@@ -38,16 +38,22 @@
 
 /* A partial line is logged as its own entry once this much has collected (as docker does). */
 #define LINE_MAX_BYTES 16384
-/* What a slow attach client may fall behind before it is dropped. */
+/* An attach client that falls this far behind holds the output back (as a docker attach does),
+ * so that a client that reads, if slowly, loses nothing... */
 #define CLIENT_MAX_BEHIND (1u << 20)
+/* ...but one that takes nothing for this long is dropped: a stuck client cannot stall the
+ * container (and its log) for longer. */
+#define CLIENT_STALL_MS 5000
+/* After the exit, output is not held back any more; a client this far behind is dropped. */
+#define CLIENT_HARD_MAX (8u << 20)
 /* Pending stdin above this: stop reading clients until the process has taken some. */
 #define STDIN_MAX_PENDING (1u << 20)
 /* The largest frame a client may send. */
 #define FRAME_MAX (1u << 20)
 /* How long output may still drain after the process has exited. */
 #define DRAIN_MS 2000
-/* How long the last frames may take to reach the clients at the end. */
-#define FAREWELL_MS 1000
+/* How long the last frames may take to reach the clients at the end, at most. */
+#define FAREWELL_MS 60000
 #define READ_CHUNK 65536
 
 enum { K_STDIN = 0, K_STDOUT = 1, K_STDERR = 2, K_EXIT = 3, K_CLOSE_STDIN = 4, K_RESIZE = 5 };
@@ -74,6 +80,7 @@ struct client {
 	struct buf out;
 	struct buf in;
 	bool sent_stdin;
+	long long stalled_since; /* ms (monotonic) since it is over CLIENT_MAX_BEHIND without progress; 0: not */
 	struct client *next;
 };
 
@@ -417,6 +424,8 @@ static bool client_flush(struct client *c)
 			return false;
 		}
 		buf_drop(&c->out, (size_t)w);
+		/* Progress restarts the clock. */
+		c->stalled_since = c->out.len > CLIENT_MAX_BEHIND ? now_ms() : 0;
 	}
 	return true;
 }
@@ -427,11 +436,45 @@ static void broadcast(int kind, const char *p, size_t n)
 				 (unsigned char)(n >> 8), (unsigned char)n };
 	for (struct client *c = clients, *next; c; c = next) {
 		next = c->next;
-		/* Output is never held back for a slow reader: it falls behind, then it is dropped. */
-		if (c->out.len + n + 5 > CLIENT_MAX_BEHIND || !buf_add(&c->out, hdr, 5) || !buf_add(&c->out, p, n) ||
-		    !client_flush(c))
+		if (c->out.len + n + 5 > CLIENT_HARD_MAX || !buf_add(&c->out, hdr, 5) || !buf_add(&c->out, p, n) ||
+		    !client_flush(c)) {
 			client_drop(c);
+			continue;
+		}
+		if (c->out.len > CLIENT_MAX_BEHIND && !c->stalled_since)
+			c->stalled_since = now_ms();
 	}
+}
+
+/* A client over the limit holds the output back (until the process has exited). */
+static bool output_held(void)
+{
+	if (init_done)
+		return false;
+	for (struct client *c = clients; c; c = c->next)
+		if (c->out.len > CLIENT_MAX_BEHIND)
+			return true;
+	return false;
+}
+
+/* Drops clients that took nothing for CLIENT_STALL_MS; returns ms until the next may be due (-1: none). */
+static int drop_stalled(void)
+{
+	long long now = now_ms();
+	int next = -1;
+	for (struct client *c = clients, *n; c; c = n) {
+		n = c->next;
+		if (!c->stalled_since)
+			continue;
+		long long left = c->stalled_since + CLIENT_STALL_MS - now;
+		if (left <= 0) {
+			client_drop(c);
+			continue;
+		}
+		if (next < 0 || left < next)
+			next = (int)left;
+	}
+	return next;
 }
 
 static void stdin_close_now(void)
@@ -814,20 +857,45 @@ static NORETURN void finish(void)
 	char code[16];
 	int n = snprintf(code, sizeof code, "%d", exit_code);
 	broadcast(K_EXIT, code, (size_t)n);
+	/* Every client gets what it is owed, as long as it keeps taking it. */
 	long long deadline = now_ms() + FAREWELL_MS;
-	while (clients) {
-		int left = (int)(deadline - now_ms());
-		struct client *c = clients;
-		if (c->out.len == 0 || left <= 0) {
-			client_drop(c);
-			continue;
-		}
-		struct pollfd p = { .fd = c->fd, .events = POLLOUT };
-		if (poll(&p, 1, left) < 0 && errno != EINTR)
-			client_drop(c);
-		else if (!client_flush(c))
+	for (struct client *c = clients, *n; c; c = n) {
+		n = c->next;
+		c->stalled_since = now_ms();
+		if (c->out.len == 0)
 			client_drop(c);
 	}
+	while (clients && now_ms() < deadline) {
+		struct pollfd pfd[1024];
+		struct client *who[1024];
+		int np = 0;
+		for (struct client *c = clients; c && np < 1024; c = c->next) {
+			who[np] = c;
+			pfd[np++] = (struct pollfd){ .fd = c->fd, .events = POLLOUT };
+		}
+		if (poll(pfd, (nfds_t)np, 200) < 0 && errno != EINTR)
+			break;
+		for (int k = 0; k < np; k++) {
+			struct client *c = who[k];
+			if (!pfd[k].revents)
+				continue;
+			long long before = (long long)c->out.len;
+			if (!client_flush(c) || c->out.len == 0) {
+				client_drop(c);
+				continue;
+			}
+			if ((long long)c->out.len < before)
+				c->stalled_since = now_ms();
+		}
+		long long now = now_ms();
+		for (struct client *c = clients, *n; c; c = n) {
+			n = c->next;
+			if (now - c->stalled_since > CLIENT_STALL_MS)
+				client_drop(c);
+		}
+	}
+	while (clients)
+		client_drop(clients);
 	unlink(attach_path);
 	if (console_path[0])
 		unlink(console_path);
@@ -1003,9 +1071,12 @@ int main(int argc, char **argv)
 		int i_att = np; pfd[np++] = (struct pollfd){ .fd = attach_lfd, .events = POLLIN };
 		int i_cl = np; pfd[np++] = (struct pollfd){ .fd = console_lfd, .events = console_cfd < 0 ? POLLIN : 0 };
 		int i_cc = np; pfd[np++] = (struct pollfd){ .fd = console_cfd, .events = POLLIN };
-		int i_o0 = np; pfd[np++] = (struct pollfd){ .fd = out_streams[0].fd, .events = POLLIN };
-		int i_o1 = np; pfd[np++] = (struct pollfd){ .fd = out_streams[1].fd, .events = POLLIN };
-		int i_m = np; pfd[np++] = (struct pollfd){ .fd = master_fd, .events = POLLIN | (opt_tty && stdin_pending.len ? POLLOUT : 0) };
+		/* Held back: the process blocks on a full pipe (or pty) until the slow client catches up. */
+		bool held = output_held();
+		int i_o0 = np; pfd[np++] = (struct pollfd){ .fd = held ? -1 : out_streams[0].fd, .events = POLLIN };
+		int i_o1 = np; pfd[np++] = (struct pollfd){ .fd = held ? -1 : out_streams[1].fd, .events = POLLIN };
+		int i_m = np; pfd[np++] = (struct pollfd){ .fd = held && !(opt_tty && stdin_pending.len) ? -1 : master_fd,
+			.events = (short)((held ? 0 : POLLIN) | (opt_tty && stdin_pending.len ? POLLOUT : 0)) };
 		int i_in = np; pfd[np++] = (struct pollfd){ .fd = !opt_tty && stdin_pending.len ? stdin_w : -1, .events = POLLOUT };
 		/* --hold: without a client to start for, Node hanging up means nobody will come. */
 		int i_sync = np; pfd[np++] = (struct pollfd){ .fd = !started ? sync_fd : -1, .events = 0 };
@@ -1015,10 +1086,13 @@ int main(int argc, char **argv)
 			who[np] = c;
 			pfd[np++] = (struct pollfd){ .fd = c->fd, .events = (short)((read_clients ? POLLIN : 0) | (c->out.len ? POLLOUT : 0)) };
 		}
-		int timeout = -1;
+		int timeout = drop_stalled();
 		if (init_done) {
 			long long left = drain_deadline - now_ms();
-			timeout = left < 0 ? 0 : (int)left;
+			if (left < 0)
+				left = 0;
+			if (timeout < 0 || left < timeout)
+				timeout = (int)left;
 		}
 		int r = poll(pfd, (nfds_t)np, timeout);
 		if (r < 0) {

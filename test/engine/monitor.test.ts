@@ -192,6 +192,29 @@ test('tty with stdin: input through the pty', async () => {
   });
 });
 
+test('a client that stops reading holds the output back for 5 s, then it is dropped; the others and the log get everything', async () => {
+  await withBundle({}, async (b) => {
+    const s = await launch(b, ['sh', '-c', 'sleep 0.3; head -c 6000000 /dev/zero | tr "\\0" z; echo; echo end'], { start: false });
+    const stuck = await MonitorConnection.connect(s.dir);
+    let stuckBytes = 0;
+    stuck.onOutput((_s, d) => { stuckBytes += d.length; });
+    stuck.socket.pause();
+    const t0 = Date.now();
+    await sleep(100);
+    s.runtime.start(s.id);
+    assert.equal(await finish(s), 0);
+    assert.ok(Date.now() - t0 >= 4500, 'held back while the stuck client might still read');
+    assert.equal(s.text().length, 6000000 + 5);
+    assert.ok(s.text().endsWith('z\nend\n'));
+    // The stuck client's connection was closed long before it could have read 6 MB.
+    stuck.socket.resume();
+    await stuck.exited.catch(() => undefined);
+    assert.ok(stuckBytes < 6000000, `the stuck client got ${stuckBytes} bytes`);
+    const lines = logLines(s.log);
+    assert.equal(lines.reduce((n, l) => n + l.log.length, 0), 6000000 + 5);
+  });
+});
+
 test('death by signal is recorded as 128+signal', async () => {
   await withBundle({}, async (b) => {
     const s = await launch(b, ['sleep', '1000']);
