@@ -11,6 +11,7 @@ import { connectClient, HostError, type GlobalOptions } from './connect.ts';
 import { diskUsageCommand, eventsCommand, ExitError, infoCommand, versionCommand } from './commands/system.ts';
 import { TemplateError } from './format/template.ts';
 import { registerImageCommands } from './commands/register-images.ts';
+import { registerNetworkCommands } from './commands/networks.ts';
 import { rewriteHistoryHuman } from './commands/images.ts';
 import { protectRawArgs, registerContainerRunCommands } from './commands/containers-run.ts';
 import { registerVolumeCommands } from './commands/volumes.ts';
@@ -103,6 +104,7 @@ export function buildProgram(): Command {
     .option('--format <template>', 'format the output using a Go template (or "json")')
     .action((opts: { format?: string }) => diskUsageCommand(opts, connect));
   registerImageCommands(program, system, connect);
+  registerNetworkCommands(program, connect);
   registerVolumeCommands(program, connect);
   registerContainerRunCommands(program, connect);
   return program;
