@@ -854,6 +854,11 @@ static NORETURN void finish(void)
 		fsync(log_fd);
 	write_exit_record();
 
+	/* Nobody new: a late client finds no socket and reads DIR/exit. */
+	unlink(attach_path);
+	close_fd(&attach_lfd);
+	if (console_path[0])
+		unlink(console_path);
 	char code[16];
 	int n = snprintf(code, sizeof code, "%d", exit_code);
 	broadcast(K_EXIT, code, (size_t)n);
@@ -896,9 +901,6 @@ static NORETURN void finish(void)
 	}
 	while (clients)
 		client_drop(clients);
-	unlink(attach_path);
-	if (console_path[0])
-		unlink(console_path);
 	_exit(0);
 }
 

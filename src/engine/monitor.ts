@@ -73,7 +73,6 @@ export function monitorLauncher(opts: MonitorOptions): { launch: StageLauncher; 
   ready.catch(() => { /* the caller may only await the runtime */ });
 
   const launch: StageLauncher = (stage, syncFd) => {
-    mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
     // 0: /dev/null; 1: READY/ERROR; 2: nothing; 3..syncFd-1: the preserved fds, passed through;
     // syncFd: the stage's sync socket, handed to the stage at the same number.
     const stdio: StdioOptions = ['ignore', 'pipe', 'ignore'];
@@ -81,6 +80,7 @@ export function monitorLauncher(opts: MonitorOptions): { launch: StageLauncher; 
     stdio.push('pipe');
     let child: ChildProcess;
     try {
+      mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
       child = spawn(monitorPath(), [...monitorArgs(opts), '--', stage, String(syncFd)], { stdio, detached: true, env: {} });
     } catch (err) {
       rejectReady(err as Error);
