@@ -505,7 +505,8 @@ export class NetworkService {
     for (const h of hc.ExtraHosts ?? []) parseExtraHost(h, '0.0.0.0');
     portRequests(hc, req.exposedPorts);
     for (const [name, cfg] of Object.entries(req.endpointsConfig ?? {})) {
-      const n = this.find(name);
+      // The CLI names the default network "default" (NetworkMode's value) in EndpointsConfig.
+      const n = this.find(name === 'default' ? 'bridge' : name);
       if (mode.kind !== 'bridge') {
         if (mode.kind === 'host' && n.rec.Driver === 'host') continue;
         if (mode.kind === 'none' && n.rec.Driver === 'null') continue;
