@@ -2,10 +2,12 @@
 // and `berth volume …` with the same arguments giving the same output; the volumes part of
 // /system/df and /info; the raw API's shapes and statuses.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { DOCKER_BIN, TestDaemon, type RunResult } from '../helpers/daemon.ts';
+import { makeBusyboxRootfs, tarDirectory } from '../helpers/images.ts';
 
 const skip = existsSync(DOCKER_BIN) ? false : `the docker CLI is not installed at ${DOCKER_BIN}`;
 let d: TestDaemon;
@@ -150,4 +152,43 @@ test('the raw API: statuses and shapes', { skip }, async () => {
   assert.equal((await d.request('DELETE', '/v1.47/volumes/raw1?force=1')).status, 204);
   const log = readFileSync(d.logFile, 'utf8');
   assert.doesNotMatch(log, /level=error/);
+});
+
+test('with containers: references, "volume is in use", copy-up at start, rm -v', { skip }, async (t) => {
+  if ((await d.request('GET', '/v1.47/containers/json')).status === 404) {
+    t.skip('this daemon has no container endpoints yet');
+    return;
+  }
+  const work = mkdtempSync(join(tmpdir(), 'berth-vol-ctr-'));
+  try {
+    const root = join(work, 'rootfs');
+    makeBusyboxRootfs(root);
+    mkdirSync(join(root, 'srv', 'app'), { recursive: true });
+    writeFileSync(join(root, 'srv', 'app', 'from-image'), 'image data\n');
+    writeFileSync(join(work, 'img.tar'), tarDirectory(root));
+    await docker(['import', '--change', 'VOLUME /srv/app', join(work, 'img.tar'), 'bbvol:latest']);
+    const create = await d.request('POST', '/v1.47/containers/create?name=voltest', {
+      body: JSON.stringify({ Image: 'bbvol', Cmd: ['cat', '/srv/app/from-image'], HostConfig: { Binds: ['shared:/shared'] } }),
+      headers: { 'Content-Type': 'application/json' },
+    });
+    assert.equal(create.status, 201, create.text);
+    const id = create.json<{ Id: string }>().Id;
+    const mounts = JSON.parse((await docker(['inspect', '--format', '{{json .Mounts}}', 'voltest'])).stdout) as Array<{ Name: string; Destination: string; Type: string }>;
+    const anon = mounts.find((m) => m.Destination === '/srv/app')!.Name;
+    assert.match(anon, /^[0-9a-f]{64}$/);
+    const rm = await both(['volume', 'rm', 'shared'], 1);
+    assert.equal(rm.stderr, `Error response from daemon: remove shared: volume is in use - [${id}]\n`);
+    assert.equal((await both(['volume', 'ls', '-q', '-f', 'dangling=true'])).stdout, '');
+    assert.equal((await both(['volume', 'prune', '-af'])).stdout, 'Total reclaimed space: 0B\n');
+    // Start: the image's /srv/app is copied into the fresh anonymous volume.
+    assert.equal((await d.request('POST', '/v1.47/containers/voltest/start')).status, 204);
+    assert.equal((await d.request('POST', '/v1.47/containers/voltest/wait', { timeoutMs: 30_000 })).json<{ StatusCode: number }>().StatusCode, 0);
+    assert.deepEqual(readdirSync(join(d.dataRoot, 'volumes', anon, '_data')), ['from-image']);
+    assert.equal((await docker(['logs', 'voltest'])).stdout, 'image data\n');
+    await docker(['rm', '-v', 'voltest']);
+    assert.equal((await both(['volume', 'ls', '-q'])).stdout, 'shared\n', 'rm -v removed the anonymous volume, not the named one');
+    await docker(['volume', 'rm', 'shared']);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
 });
