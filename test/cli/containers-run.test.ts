@@ -5,9 +5,12 @@
 // Each CLI works on its own containers (names prefixed "d-" / "b-"), so both see the same states.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { DOCKER_BIN, PrivateDockerd, privateDockerdSkip } from '../helpers/private-dockerd.ts';
+import { buildBusyboxLayout, pushLayout, tempLayoutDir } from '../helpers/images.ts';
+import { startRegistry } from '../helpers/registry.ts';
 
 const skip = privateDockerdSkip();
 const REPO = join(import.meta.dirname, '../..');
@@ -196,4 +199,59 @@ test('create + start -a; start -ai; attach; signal proxying', { skip, timeout: 3
   // the CLI's SIGTERM reaches the container, whose exit status becomes the CLI's
   await same((c) => ['run', '--rm', '--name', `${pfx(c)}sig`, 'busybox', 'sh', '-c', 'trap "echo term; exit 9" TERM; while true; do sleep 0.1; done'],
     { signal: 'SIGTERM', signalAfterMs: 4000 });
+});
+
+test('run pulls a missing image ("Unable to find image … locally", progress on stderr); --pull always/never; -q', { skip, timeout: 300_000 }, async () => {
+  const reg = await startRegistry();
+  const layout = buildBusyboxLayout(tempLayoutDir());
+  try {
+    await pushLayout(layout, reg.host, 'library/pulled:latest');
+    const image = `${reg.host}/library/pulled`;
+    // What depends on timing is dropped (intermediate progress), and what depends on the daemon's
+    // memory of earlier pulls ("Already exists" once it has seen the layer's digest).
+    const progress = (s: string): string => s.split('\n')
+      .filter((l) => !/: (Downloading|Verifying Checksum|Download complete|Extracting|Waiting|Pulling fs layer)\b/.test(l))
+      .map((l) => l.replace(/: Already exists$/, ': Pull complete'))
+      .join('\n');
+    for (const args of [['run', '--rm', image, 'echo', 'pulled'], ['run', '--rm', '--pull', 'always', image, 'true'], ['run', '--rm', '-q', '--pull', 'always', image, 'true']]) {
+      const out: Result[] = [];
+      for (const c of CLIS) {
+        // each CLI starts from the same state: the image absent (or present, for --pull always)
+        if (args[2] !== '--pull') d.docker(['rmi', '-f', image]);
+        out.push(await cli(c, args));
+      }
+      const [a, b] = out;
+      assert.equal(b.stdout, a.stdout, `stdout of ${args.join(' ')}`);
+      assert.equal(progress(b.stderr), progress(a.stderr), `stderr of ${args.join(' ')}`);
+      assert.equal(b.code, a.code);
+    }
+    const [first] = [await cli('berth', ['run', '--rm', '--pull', 'missing', image, 'true'])];
+    assert.equal(first.stderr, '');
+  } finally {
+    await reg.stop();
+    rmSync(layout.dir, { recursive: true, force: true });
+  }
+});
+
+test('detach keys (ctrl-p ctrl-q, --detach-keys) leave the container running; logs -f follows to the end; --cidfile', { skip, timeout: 300_000 }, async () => {
+  await same((c) => ['run', '-it', '--name', `${pfx(c)}det`, 'busybox', 'cat'], { pty: true, input: 'abc\x10\x11', inputDelayMs: 2500 });
+  await same((c) => ['run', '-it', '--detach-keys', 'ctrl-x,x', '--name', `${pfx(c)}det2`, 'busybox', 'cat'], { pty: true, input: '\x18x', inputDelayMs: 2500 });
+  for (const c of CLIS) {
+    for (const n of ['det', 'det2']) assert.equal(d.docker(['inspect', '-f', '{{.State.Running}}', `${pfx(c)}${n}`]).stdout, 'true\n', `${c}: ${n} still running`);
+  }
+  await same((c) => ['rm', '-f', `${pfx(c)}det`, `${pfx(c)}det2`]);
+
+  for (const c of CLIS) assert.equal((await cli(c, ['run', '-d', '--name', `${pfx(c)}follow`, 'busybox', 'sh', '-c', 'echo a; sleep 2; echo b >&2; sleep 1; echo c'])).code, 0);
+  const [f] = await same((c) => ['logs', '-f', `${pfx(c)}follow`]);
+  assert.equal(f.stdout, 'a\nc\n');
+
+  const dir = mkdtempSync('/tmp/berth-cid-');
+  try {
+    await same((c) => ['run', '--rm', '--cidfile', join(dir, `${c}.cid`), 'busybox', 'true']);
+    for (const c of CLIS) assert.match(readFileSync(join(dir, `${c}.cid`), 'utf8'), /^[0-9a-f]{64}$/);
+    await same((c) => ['run', '--rm', '--cidfile', join(dir, `${c}.cid`), 'busybox', 'true'], {}, (s) => s.replace(/\/tmp\/berth-cid-\w+\/\w+\.cid/, 'CIDFILE'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  await same((c) => ['rm', '-f', `${pfx(c)}follow`]);
 });
