@@ -451,6 +451,7 @@ export class VolumeService {
     daemon.db.migrate('volumes');
     const svc = new VolumeService(daemon);
     mkdirSync(svc.root, { recursive: true, mode: 0o701 });
+    svc.restore();
     daemon.services.volumes = svc;
     return svc;
   }
@@ -532,15 +533,44 @@ export class VolumeService {
     }
     this.validateOptions(name, opts.options ?? null);
     const dir = join(this.root, name);
-    created.push(name);
-    mkdirSync(dir, { mode: 0o701 });
-    mkdirSync(join(dir, '_data'), { mode: 0o755 });
+    // A directory without a record (left by a crash between mkdir and commit) is reused, and
+    // then never removed on rollback: it may hold data.
+    if (this.makeDir(dir, 0o701)) created.push(name);
+    this.makeDir(join(dir, '_data'), 0o755);
     const v: VolumeRecord = {
       name, driver, labels, options: opts.options ?? null, createdAt: new Date().toISOString(),
     };
     this.sql.prepare('INSERT INTO volumes (name, driver, labels, options, created_at) VALUES (?, ?, ?, ?, ?)')
       .run(v.name, v.driver, v.labels === null ? null : JSON.stringify(v.labels), v.options === null ? null : JSON.stringify(v.options), v.createdAt);
     return { volume: v, created: true };
+  }
+
+  /** mkdir that accepts an existing directory; true when it made one. */
+  private makeDir(path: string, mode: number): boolean {
+    try {
+      mkdirSync(path, { mode });
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST' && lstatSync(path).isDirectory()) return false;
+      throw new VolumeError('system', `error while creating volume path '${path}': ${(e as Error).message}`);
+    }
+  }
+
+  /**
+   * Volume directories without a record become volumes again (as dockerd's local driver lists
+   * what it finds on disk), without labels or options.
+   */
+  private restore(): void {
+    const insert = this.sql.prepare('INSERT OR IGNORE INTO volumes (name, driver, labels, options, created_at) VALUES (?, ?, NULL, NULL, ?)');
+    for (const name of readdirSync(this.root)) {
+      if (!NAME_PATTERN.test(name) || this.find(name)) continue;
+      const data = join(this.root, name, '_data');
+      try {
+        if (!lstatSync(data).isDirectory()) continue;
+        insert.run(name, DEFAULT_DRIVER, lstatSync(join(this.root, name)).ctime.toISOString());
+        this.daemon.log.info('restored volume found on disk', { volume: name });
+      } catch { /* not a volume directory */ }
+    }
   }
 
   /** The local driver's options: type, device, o (mounted at _data while in use) and size. */
@@ -853,6 +883,9 @@ export class VolumeService {
       let source = mp.Source;
       if (mp.Type === 'volume') {
         const v = this.get(mp.Name ?? '');
+        // Recreated if someone deleted it on the host: the runtime needs a source to bind.
+        this.makeDir(join(this.root, v.name), 0o701);
+        this.makeDir(this.dataPath(v.name), 0o755);
         this.ensureMounted(v);
         source = this.dataPath(v.name);
         if (p.copyData) {

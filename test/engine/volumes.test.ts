@@ -374,6 +374,29 @@ describe('copy-up', () => {
   });
 });
 
+describe('what is on disk', () => {
+  test('volume directories without a record come back at open; a leftover directory is reused, not wiped', async () => {
+    mkdirSync(join(svc.root, 'stray', '_data'), { recursive: true });
+    writeFileSync(join(svc.root, 'stray', '_data', 'kept'), 'x');
+    mkdirSync(join(svc.root, 'not a volume'), { recursive: true });
+    const again = await VolumeService.open(daemon);
+    assert.deepEqual(again.get('stray').labels, null);
+    assert.equal(again.find('not a volume'), undefined);
+    assert.equal(readFileSync(join(svc.dataPath('stray'), 'kept'), 'utf8'), 'x');
+    svc.remove('stray');
+    rmSync(join(svc.root, 'not a volume'), { recursive: true });
+    // A crash between mkdir and commit leaves a directory: create takes it over, with its data.
+    mkdirSync(join(svc.root, 'leftover', '_data'), { recursive: true });
+    writeFileSync(join(svc.root, 'leftover', '_data', 'data'), 'y');
+    rejects(() => svc.planMounts({ containerId: C1, hostConfig: hostConfig({ Binds: ['leftover:/l', 'bad/name:/b'] }), imageVolumes: {} }), /^create bad\/name: /);
+    assert.equal(readFileSync(join(svc.root, 'leftover', '_data', 'data'), 'utf8'), 'y', 'a rollback never removes a directory it did not make');
+    assert.equal(svc.create('leftover').created, true);
+    assert.equal(readFileSync(join(svc.dataPath('leftover'), 'data'), 'utf8'), 'y');
+    svc.remove('leftover');
+    daemon.services.volumes = svc;
+  });
+});
+
 describe('prune and disk usage', () => {
   test('prune removes unused anonymous volumes, all=true named ones too; df reports size and references', () => {
     const { volume: anon } = svc.create('');
