@@ -405,14 +405,22 @@ function filterMatch(values: string[], text: string): boolean {
   return false;
 }
 
-function mountedAt(path: string): boolean {
+/** Mount points in this mount namespace (mountinfo's octal escapes undone). */
+function mountPoints(): string[] {
   try {
-    const esc = (s: string): string => s.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
-    const want = esc(path);
-    return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === want);
+    return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean)
+      .map((l) => (l.split(' ')[4] ?? '').replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))));
   } catch {
-    return false;
+    return [];
   }
+}
+
+function mountedAt(path: string): boolean {
+  return mountPoints().includes(path);
+}
+
+function mountPointsUnder(dir: string): string[] {
+  return mountPoints().filter((m) => m === dir || m.startsWith(`${dir}/`));
 }
 
 interface VolumeRow { name: string; driver: string; labels: string | null; options: string | null; created_at: string }
@@ -631,6 +639,9 @@ export class VolumeService {
     if (refs.length > 0) throw new VolumeError('conflict', `remove ${name}: volume is in use - [${refs.join(', ')}]`);
     this.unmountVolume(v);
     const dir = join(this.root, name);
+    // Never recurse into something still mounted there (a bind of host data would go with it).
+    const busy = mountPointsUnder(dir);
+    if (busy.length > 0) throw new VolumeError('system', `remove ${name}: ${busy[0]} is still mounted`);
     try {
       rmSync(dir, { recursive: true, force: true });
     } catch (e) {

@@ -153,6 +153,21 @@ describe('volumes', () => {
     assert.equal(existsSync(join(svc.root, 'vv')), false);
   });
 
+  test('remove refuses a volume with something still mounted in it, and leaves that alone', () => {
+    svc.create('busy');
+    const hostData = mkdtempSync(join(base, 'host-data-'));
+    writeFileSync(join(hostData, 'precious'), 'x');
+    assert.equal(spawnSync('mount', ['--bind', hostData, svc.dataPath('busy')]).status, 0);
+    try {
+      rejects(() => svc.remove('busy'), `remove busy: ${svc.dataPath('busy')} is still mounted`);
+      assert.equal(readFileSync(join(hostData, 'precious'), 'utf8'), 'x');
+    } finally {
+      spawnSync('umount', [svc.dataPath('busy')]);
+    }
+    svc.remove('busy');
+    assert.equal(readFileSync(join(hostData, 'precious'), 'utf8'), 'x');
+  });
+
   test('a volume with type/device/o is mounted at _data while in use, unmounted after', async () => {
     svc.create('scratch', { options: { type: 'tmpfs', device: 'tmpfs', o: 'size=1m,mode=0700' } });
     const mounts = svc.planMounts({ containerId: C1, hostConfig: hostConfig({ Binds: ['scratch:/scratch'] }), imageVolumes: {} });
