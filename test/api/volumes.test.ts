@@ -83,6 +83,12 @@ test('docker volume create / ls / inspect, and berth volume … printing the sam
   assert.deepEqual(anonInsp[0].Labels, { 'com.docker.volume.anonymous': '' });
   assert.equal((await both(['volume', 'inspect', '-f', '{{.Name}} {{.Driver}} {{.Labels}} {{json .Options}}', 'data2'])).stdout, 'data2 local map[empty: tier:db] {}\n');
   await both(['volume', 'inspect', '--format', 'json', 'data2']);
+  await both(['volume', 'inspect', '-f', '{{.UsageData}} {{.Status}} {{.ClusterVolume}} {{.CreatedAt}} {{.Mountpoint}} {{.Scope}} {{.Options}} {{json .}}', 'data2']);
+  // A missing field is an error naming docker's type (the template engine's position aside).
+  for (const r of [await docker(['volume', 'inspect', '-f', '{{.Nope}}', 'data2'], 1), await d.berth(['volume', 'inspect', '-f', '{{.Nope}}', 'data2'])]) {
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^template parsing error: template: .*can't evaluate field Nope in type volume\.Volume\n$/);
+  }
   const missing = await both(['volume', 'inspect', 'data2', 'nosuch'], 1);
   assert.equal(missing.stderr, 'Error response from daemon: get nosuch: no such volume\n');
   assert.equal(JSON.parse(missing.stdout).length, 1);
