@@ -38,9 +38,9 @@ function argv(cli: Cli, args: string[]): string[] {
 const shq = (a: string): string => `'${a.replace(/'/g, `'\\''`)}'`;
 
 /** Runs one CLI; `input` is piped to stdin (closed after), `signal` is sent after `signalAfterMs`, `pty` runs it under script(1). */
-function cli(which: Cli, args: string[], opts: { input?: string; inputDelayMs?: number; signal?: NodeJS.Signals; signalAfterMs?: number; pty?: boolean } = {}): Promise<Result> {
+function cli(which: Cli, args: string[], opts: { input?: string; inputDelayMs?: number; signal?: NodeJS.Signals; signalAfterMs?: number; pty?: boolean; ptyPrefix?: string } = {}): Promise<Result> {
   let cmd = argv(which, args);
-  if (opts.pty) cmd = ['script', '-qec', cmd.map(shq).join(' '), '/dev/null'];
+  if (opts.pty) cmd = ['script', '-qec', (opts.ptyPrefix ?? '') + cmd.map(shq).join(' '), '/dev/null'];
   return new Promise((resolve) => {
     const child = spawn(cmd[0], cmd.slice(1), { cwd: REPO, env: { ...process.env, DOCKER_CONFIG: join(d.work, 'cli'), BERTH_AUTOSTART: '0' } });
     let stdout = '';
@@ -94,6 +94,10 @@ test('run -i with stdin piped; -t and -it through a pty', { skip, timeout: 300_0
   await same(() => ['run', '--rm', 'busybox', 'cat'], { input: 'ignored\n' });
   await same(() => ['run', '--rm', '-t', 'busybox', 'sh', '-c', 'tty; echo $TERM; exit 6'], { pty: true });
   await same(() => ['run', '--rm', '-it', 'busybox', 'sh'], { pty: true, input: 'echo hi-$((1+2))\nexit 5\n', inputDelayMs: 1500 });
+  // the terminal's size, and its change (the kernel's SIGWINCH → POST /containers/{id}/resize)
+  const [r] = await same(() => ['run', '--rm', '-it', 'busybox', 'sh', '-c', 'sleep 1; stty size; sleep 6; stty size'],
+    { pty: true, ptyPrefix: 'stty rows 30 cols 100; (sleep 5; stty rows 40 cols 120 </dev/tty) & ' });
+  assert.match(r.stdout, /40 120\r\n$/);
   // -t with stdin that is not a terminal
   await same(() => ['run', '--rm', '-it', 'busybox', 'true']);
 });
