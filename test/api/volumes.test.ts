@@ -138,6 +138,11 @@ test('volume rm and prune; /system/df and /info', { skip }, async () => {
   assert.equal((await both(['volume', 'ls', '-q'])).stdout, 'data2\ntmpvol\n');
   assert.equal((await docker(['volume', 'rm', 'data2', 'tmpvol'])).stdout, 'data2\ntmpvol\n');
   assert.equal((await both(['volume', 'ls'])).stdout, 'DRIVER    VOLUME NAME\n');
+  const until = String(Math.ceil(Date.now() / 1000) + 1);
+  const ev = (await docker(['events', '--since', '0', '--until', until, '--filter', 'type=volume', '--format', '{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.driver}}'])).stdout;
+  assert.match(ev, /^create gone1 local$/m);
+  assert.match(ev, /^destroy gone1 local$/m);
+  assert.match(ev, /^prune  <no value>$/m);
 });
 
 test('the raw API: statuses and shapes', { skip }, async () => {
