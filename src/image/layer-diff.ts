@@ -41,7 +41,8 @@ export interface LayerDiffOptions {
   sourceDateEpoch?: number;
   /**
    * Paths (relative, e.g. "etc/hosts") left out of the diff: mount points the engine created in
-   * the writable layer for its own bind mounts, which are not the container's changes.
+   * the writable layer for its own bind mounts, which are not the container's changes. overlay:
+   * a directory that is in the upper dir only to hold such paths is left out too.
    */
   exclude?: Iterable<string>;
   signal?: AbortSignal;
@@ -80,9 +81,35 @@ function comparePaths(a: string, b: string): number {
 
 // ─── overlay ───────────────────────────────────────────────────────────────────────────────────
 
-async function overlayEntries(upper: string, opts: LayerDiffOptions): Promise<TreeEntry[]> {
+/**
+ * The upper dir's entries without the excluded paths, and without the directories that are in
+ * the upper dir only because an excluded path was created in them (/etc for /etc/hosts): docker
+ * keeps such files in a separate init layer, so they are not part of a container's changes.
+ */
+function collectUpper(upper: string, opts: LayerDiffOptions): TreeEntry[] {
   const excluded = excluder(opts.exclude);
-  const found = collectTree(upper, '', '', { includeRoot: false, skip: (e) => excluded(e.rel) });
+  const hits: string[] = [];
+  const found = collectTree(upper, '', '', {
+    includeRoot: false,
+    skip: (e) => {
+      if (!excluded(e.rel)) return false;
+      hits.push(e.rel);
+      return true;
+    },
+  });
+  if (hits.length === 0) return found;
+  const withHits = new Set<string>();
+  for (const h of hits) for (let p = parentOf(h); p !== ''; p = parentOf(p)) withHits.add(p);
+  const withContent = new Set<string>();
+  for (const e of found) {
+    if (e.st.isDirectory() && withHits.has(e.rel)) continue;
+    for (let p = parentOf(e.rel); p !== ''; p = parentOf(p)) withContent.add(p);
+  }
+  return found.filter((e) => !(e.st.isDirectory() && withHits.has(e.rel) && !withContent.has(e.rel)));
+}
+
+async function overlayEntries(upper: string, opts: LayerDiffOptions): Promise<TreeEntry[]> {
+  const found = collectUpper(upper, opts);
   await loadXattrs(found);
   const out: TreeEntry[] = [];
   for (const e of found) {
@@ -283,8 +310,7 @@ export async function changes(mounts: MountSpec, opts: LayerDiffOptions = {}): P
     const diff = await naiveDiff(mounts.source, opts.parent, opts);
     return diff.changes.map((c) => ({ Path: displayPath(c.rel), Kind: c.kind }));
   }
-  const excluded = excluder(opts.exclude);
-  const found = collectTree(mounts.upperdir, '', '', { includeRoot: false, skip: (e) => excluded(e.rel) });
+  const found = collectUpper(mounts.upperdir, opts);
   await loadXattrs(found.filter((e) => e.st.isDirectory()));
   const lowers = mounts.lowerdirs;
   const inLower = (rel: string) => {

@@ -201,6 +201,23 @@ for (const driver of ['overlay', 'vfs'] as const) {
       assert.equal(new Set(list.map((c) => c.Path)).size, list.length, 'no path twice');
     });
 
+    test('excluded engine files, and directories there only for them, are not changes', async () => {
+      await snaps.prepareActive('engine', baseChain);
+      const target = join(dir, 'engine');
+      mkdirSync(target);
+      await snaps.mount('engine', target);
+      mounted.push(target);
+      writeFileSync(join(target, 'etc/hosts'), '');
+      writeFileSync(join(target, 'etc/hostname'), '');
+      mkdirSync(join(target, 'newempty'));
+      const spec2 = snaps.mounts('engine');
+      const exclude = ['etc/hosts', '/etc/hostname'];
+      assert.deepEqual(await changes(spec2, { parent: parent(), exclude }), [{ Path: '/newempty', Kind: 1 }]);
+      assert.deepEqual(parseTar(await collect(layerTar(spec2, { parent: parent(), exclude }))).map((e) => e.entry.name), ['newempty/']);
+      // Without the exclusion they are the container's own files.
+      assert.ok((await changes(spec2, { parent: parent() })).some((c) => c.Path === '/etc/hosts'));
+    });
+
     test('an unchanged container has the empty layer', async () => {
       await snaps.prepareActive('fresh', baseChain);
       const spec2 = snaps.mounts('fresh');

@@ -47,6 +47,16 @@ function imagesOf(daemon: DaemonContext): ImageService {
   return svc;
 }
 
+/**
+ * Files the engine creates in every container's writable layer as mount points for the files it
+ * bind-mounts (docker keeps them in a separate "-init" layer, so they are never a container's
+ * changes and never committed), plus whatever else the container service names.
+ */
+const ENGINE_FILES = ['etc/hosts', 'etc/hostname', 'etc/resolv.conf'];
+function engineFiles(svc: ArchiveContainers, rec: ContainerRecord): string[] {
+  return [...ENGINE_FILES, ...(svc.engineFiles?.(rec) ?? [])];
+}
+
 function viewOf(rec: ContainerRecord, rootfs: string): ContainerView {
   return { name: rec.Id, rootfs, mounts: viewMounts(rec.Mounts ?? []), readonlyRootfs: rec.HostConfig?.ReadonlyRootfs === true };
 }
@@ -170,7 +180,7 @@ async function getChanges(ctx: RequestContext): Promise<void> {
   const svc = containersOf(ctx.daemon);
   const rec = svc.get(ctx.params.id!);
   const images = imagesOf(ctx.daemon);
-  const list = await changes(svc.snapshotMounts(rec.Id), { parent: parentDir(images, rec), exclude: svc.engineFiles?.(rec) });
+  const list = await changes(svc.snapshotMounts(rec.Id), { parent: parentDir(images, rec), exclude: engineFiles(svc, rec) });
   ctx.json(list);
 }
 
@@ -184,7 +194,7 @@ async function postCommit(ctx: RequestContext): Promise<void> {
       containers: svc, images,
       pause: svc.pause ? (id) => svc.pause!(id) : undefined,
       unpause: svc.unpause ? (id) => svc.unpause!(id) : undefined,
-      engineFiles: svc.engineFiles ? (rec) => svc.engineFiles!(rec) : undefined,
+      engineFiles: (rec) => engineFiles(svc, rec),
       dockerVersion: BERTH_VERSION,
       event: (type, action, id, attributes) => {
         if (type === 'container') {
