@@ -21,7 +21,7 @@
 // then the image's VOLUMEs as anonymous volumes where nothing else is mounted.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { release as kernelRelease } from 'node:os';
 import { join, posix } from 'node:path';
 import type { DaemonContext } from '../api/context.ts';
@@ -351,6 +351,54 @@ function kernelHasRro(): boolean {
   if (!m) return false;
   const [maj, min] = [Number(m[1]), Number(m[2])];
   return maj > 5 || (maj === 5 && min >= 12);
+}
+
+/** The mountinfo line of the mount a host path is on (the longest mount point above it). */
+function sourceMount(path: string): { mountPoint: string; optional: string[] } | undefined {
+  let best: { mountPoint: string; optional: string[] } | undefined;
+  let lines: string[];
+  try {
+    lines = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean);
+  } catch {
+    return undefined;
+  }
+  for (const l of lines) {
+    const f = l.split(' ');
+    const mp = (f[4] ?? '').replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+    if (!(path === mp || mp === '/' || path.startsWith(`${mp}/`))) continue;
+    if (best && best.mountPoint.length > mp.length) continue;
+    const sep = f.indexOf('-', 6);
+    best = { mountPoint: mp, optional: f.slice(6, sep < 0 ? undefined : sep) };
+  }
+  return best;
+}
+
+/**
+ * The rootfs propagation a container needs for its bind mounts, as dockerd sets it: a shared
+ * bind needs a shared rootfs and a shared source mount ("path … is mounted on … but it is not
+ * a shared mount"), a slave bind an rslave rootfs and a shared or slave source. undefined:
+ * leave the spec's default.
+ */
+export function rootfsPropagation(mounts: Mount[]): 'shared' | 'rslave' | undefined {
+  let out: 'shared' | 'rslave' | undefined;
+  for (const m of mounts) {
+    if (m.type !== 'bind' || !m.source) continue;
+    const prop = (m.options ?? []).find((o) => PROPAGATION_MODES.has(o));
+    if (!prop || prop === 'private' || prop === 'rprivate') continue;
+    let real = m.source;
+    try { real = realpathSync(m.source); } catch { /* the runtime reports a missing source */ }
+    const sm = sourceMount(real);
+    const shared = sm?.optional.some((o) => o.startsWith('shared:')) ?? false;
+    const slave = sm?.optional.some((o) => o.startsWith('master:')) ?? false;
+    if (prop === 'shared' || prop === 'rshared') {
+      if (!shared) throw new VolumeError('system', `path ${m.source} is mounted on ${sm?.mountPoint ?? '/'} but it is not a shared mount`);
+      out = 'shared';
+    } else {
+      if (!shared && !slave) throw new VolumeError('system', `path ${m.source} is mounted on ${sm?.mountPoint ?? '/'} but it is not a shared or slave mount`);
+      if (out !== 'shared') out = 'rslave';
+    }
+  }
+  return out;
 }
 
 /** dockerd's sortMounts: fewer path components first, so /etc is mounted before /etc/x. */

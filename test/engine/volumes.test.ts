@@ -16,7 +16,7 @@ import { MetadataDb } from '../../src/engine/db.ts';
 import { EventBus, type EventMessage } from '../../src/engine/events.ts';
 import { Logger } from '../../src/engine/log.ts';
 import {
-  ANONYMOUS_LABEL, mergeTmpfsOptions, parseBind, parseVolumesFrom, VolumeError, VolumeService,
+  ANONYMOUS_LABEL, mergeTmpfsOptions, parseBind, parseVolumesFrom, rootfsPropagation, VolumeError, VolumeService,
 } from '../../src/engine/volumes.ts';
 import { FilterArgs } from '../../src/engine/filters.ts';
 
@@ -386,6 +386,33 @@ describe('copy-up', () => {
     await assert.rejects(svc.ociMounts(C3, m3, rootfs), { message: `cannot mount volume over existing file, file exists ${join(rootfs, 'a-file')}` });
     await svc.release(C3, true);
     assert.deepEqual(volumeNames(), []);
+  });
+});
+
+describe('bind propagation', () => {
+  test('shared and slave binds need a shared (or slave) source mount and set the rootfs propagation', () => {
+    const shr = join(base, 'shared-mnt');
+    const prv = join(base, 'private-mnt');
+    mkdirSync(shr);
+    mkdirSync(prv);
+    assert.equal(spawnSync('mount', ['-t', 'tmpfs', 'tmpfs', shr]).status, 0);
+    assert.equal(spawnSync('mount', ['-t', 'tmpfs', 'tmpfs', prv]).status, 0);
+    try {
+      assert.equal(spawnSync('mount', ['--make-shared', shr]).status, 0);
+      assert.equal(spawnSync('mount', ['--make-private', prv]).status, 0);
+      mkdirSync(join(shr, 'src'));
+      mkdirSync(join(prv, 'src'));
+      const bind = (source: string, prop: string) => ({ destination: '/x', type: 'bind', source, options: ['rbind', prop] });
+      assert.equal(rootfsPropagation([bind(join(prv, 'src'), 'rprivate')]), undefined);
+      assert.equal(rootfsPropagation([bind(join(shr, 'src'), 'rshared')]), 'shared');
+      assert.equal(rootfsPropagation([bind(join(shr, 'src'), 'rslave')]), 'rslave');
+      assert.equal(rootfsPropagation([bind(join(shr, 'src'), 'rslave'), bind(join(shr, 'src'), 'shared')]), 'shared');
+      rejects(() => rootfsPropagation([bind(join(prv, 'src'), 'rshared')]), `path ${join(prv, 'src')} is mounted on ${prv} but it is not a shared mount`);
+      rejects(() => rootfsPropagation([bind(join(prv, 'src'), 'slave')]), `path ${join(prv, 'src')} is mounted on ${prv} but it is not a shared or slave mount`);
+    } finally {
+      spawnSync('umount', [shr]);
+      spawnSync('umount', [prv]);
+    }
   });
 });
 
