@@ -25,10 +25,17 @@ export class ApiServer {
   readonly routes = new RouteTable();
   readonly http: Server;
   private readonly active = new Set<ServerResponse>();
+  private readonly sockets = new Set<Socket>();
 
   constructor(private readonly daemon: DaemonContext) {
     // No request timeout: events, logs -f and attach stay open as long as the client wants.
     this.http = createServer({ requestTimeout: 0, keepAlive: true });
+    // Every socket, hijacked ones (attach, exec) included: the HTTP layer forgets those, and a
+    // shutdown must still be able to end them.
+    this.http.on('connection', (socket: Socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+    });
     this.http.on('request', (req, res) => { void this.dispatch(req, res, undefined); });
     this.http.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
       // Node hands upgrades over without a response object; make one on the raw socket so
@@ -151,7 +158,10 @@ export class ApiServer {
   async close(graceMs = 5000): Promise<void> {
     const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
     this.http.closeIdleConnections();
-    const timer = setTimeout(() => this.http.closeAllConnections(), graceMs);
+    const timer = setTimeout(() => {
+      this.http.closeAllConnections();
+      for (const socket of this.sockets) socket.destroy();
+    }, graceMs);
     timer.unref();
     await closed;
     clearTimeout(timer);

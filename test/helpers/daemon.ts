@@ -7,7 +7,7 @@
 // The daemon runs from dist/berth.cjs (what users get; `npm run build` first — the helper refuses
 // a bundle older than src/), or $BERTH_BIN. It is stopped by its PID only; daemons that a test
 // had `berth` auto-start are stopped through their pid file (stopDaemonByPidFile).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
@@ -254,13 +254,29 @@ export class TestDaemon {
     return run(process.execPath, [BERTH_BIN, '-H', this.host, ...args], { env, timeoutMs: opts.timeoutMs, input: opts.input });
   }
 
+  /** DELETE ?force=1&v=1 of every container the daemon knows (no-op when it is not running). */
+  async removeAllContainers(): Promise<void> {
+    if (!this.child || this.child.exitCode !== null || this.child.signalCode !== null) return;
+    try {
+      const list = await this.request('GET', '/containers/json?all=1', { timeoutMs: 10_000 });
+      if (list.status !== 200) return;
+      for (const c of list.json<Array<{ Id: string }>>()) await this.request('DELETE', `/containers/${c.Id}?force=1&v=1`, { timeoutMs: 30_000 });
+    } catch { /* the daemon is gone */ }
+  }
+
   request(method: string, path: string, opts: { body?: string | Buffer; headers?: Record<string, string>; timeoutMs?: number } = {}): Promise<HttpResult> {
     return httpRequest(this.socket, method, path, opts);
   }
 
-  /** Stops the daemon and removes its directory. */
+  /** Removes every container (they outlive the daemon: live restore), stops the daemon, removes its directory. */
   async cleanup(): Promise<void> {
+    await this.removeAllContainers();
     await this.stop();
+    // Rootfs mounts of containers a crashed daemon left behind.
+    for (const line of (() => { try { return readFileSync('/proc/self/mountinfo', 'utf8').split('\n'); } catch { return []; } })().reverse()) {
+      const target = line.split(' ')[4];
+      if (target && target.startsWith(`${this.dir}/`)) spawnSync('umount', ['-l', target]);
+    }
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

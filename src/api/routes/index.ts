@@ -2,6 +2,7 @@
 // (images.ts, containers.ts, …); see ApiModule in ../context.ts for what a module may do.
 import type { ApiModule } from '../context.ts';
 import { containerArchiveModule } from './container-archive.ts';
+import { containersModule } from './containers.ts';
 import { imageArchiveModule } from './image-archive.ts';
 import { imagesModule } from './images.ts';
 import { networksModule } from './networks.ts';
@@ -15,4 +16,6 @@ export const API_MODULES: ApiModule[] = [
   containerArchiveModule,
   networksModule,
   volumesModule,
+  // Last: its init restores running containers, which needs networks and volumes ready.
+  containersModule,
 ];

@@ -1,0 +1,196 @@
+// The real docker CLI against `berth daemon` for containers: run (attached, -d, -i, --rm, exit
+// codes), ps, logs (-f, --tail), exec, stop/kill/wait/restart, rm, inspect, rename, pause,
+// errors (unknown image, name conflict, bad flags) that leave nothing behind, restart policies,
+// and live restore across a kill -9 of the daemon.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { DOCKER_BIN, TestDaemon, type RunResult } from '../helpers/daemon.ts';
+import { makeBusyboxRootfs, tarDirectory } from '../helpers/images.ts';
+
+const skip = existsSync(DOCKER_BIN) ? false : `the docker CLI is not installed at ${DOCKER_BIN}`;
+let d: TestDaemon;
+let work: string;
+
+/** busybox as an image in the daemon: `docker import` of the busybox-static rootfs, CMD sh. */
+export async function importBusybox(daemon: TestDaemon, dir: string, tag = 'busybox:latest'): Promise<void> {
+  const root = join(dir, 'rootfs');
+  makeBusyboxRootfs(root);
+  const tar = join(dir, 'busybox.tar');
+  writeFileSync(tar, tarDirectory(root));
+  const r = await daemon.docker(['import', '--change', 'CMD ["sh"]', tar, tag], { timeoutMs: 60_000 });
+  assert.equal(r.code, 0, r.stderr);
+}
+
+before(async () => {
+  if (skip) return;
+  work = mkdtempSync(join(tmpdir(), 'berth-ctr-'));
+  d = await TestDaemon.start();
+  await importBusybox(d, work);
+});
+after(async () => {
+  await d?.cleanup();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+const explain = (r: RunResult): string => `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
+async function docker(args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+  return d.docker(args, { timeoutMs: opts.timeoutMs ?? 60_000, input: opts.input });
+}
+async function ok(args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<string> {
+  const r = await docker(args, opts);
+  assert.equal(r.code, 0, `docker ${args.join(' ')}: ${explain(r)}\n${d.log().slice(-3000)}`);
+  return r.stdout;
+}
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 15_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+test('docker run --rm busybox echo hi: output, exit code, nothing left', { skip }, async () => {
+  assert.equal(await ok(['run', '--rm', 'busybox', 'echo', 'hi']), 'hi\n');
+  const r = await docker(['run', '--rm', 'busybox', 'sh', '-c', 'echo out; echo err >&2; exit 3']);
+  assert.equal(r.code, 3, explain(r));
+  assert.equal(r.stdout, 'out\n');
+  assert.equal(r.stderr, 'err\n');
+  await until('--rm to remove', async () => (await ok(['ps', '-aq'])).trim() === '');
+  assert.deepEqual(readdirSync(join(d.execRoot, 'containers')), []);
+});
+
+test('docker run -i: stdin reaches the process and closes', { skip }, async () => {
+  assert.equal(await ok(['run', '--rm', '-i', 'busybox', 'sh', '-c', 'cat; echo done'], { input: 'line one\nline two\n' }), 'line one\nline two\ndone\n');
+});
+
+test('docker run -d, ps, logs (--tail, -f), exec, inspect, stop, rm', { skip }, async () => {
+  const id = (await ok(['run', '-d', '--name', 'web1', '-e', 'GREETING=hello', 'busybox', 'sh', '-c', 'for i in 1 2 3; do echo line$i; done; echo $GREETING; trap "echo bye; exit 7" TERM; while true; do sleep 0.1; done'])).trim();
+  assert.match(id, /^[0-9a-f]{64}$/);
+  await until('the log lines', async () => (await ok(['logs', 'web1'])).includes('hello'));
+  assert.equal(await ok(['logs', 'web1']), 'line1\nline2\nline3\nhello\n');
+  assert.equal(await ok(['logs', '--tail', '2', 'web1']), 'line3\nhello\n');
+  const ps = await ok(['ps']);
+  assert.match(ps, /web1/);
+  assert.match(ps, /Up (Less than a second|\d+ seconds?)/);
+  assert.equal(await ok(['exec', 'web1', 'sh', '-c', 'echo $GREETING from $(hostname)']), `hello from ${id.slice(0, 12)}\n`);
+  const ex = await docker(['exec', 'web1', 'sh', '-c', 'exit 5']);
+  assert.equal(ex.code, 5, explain(ex));
+  const info = JSON.parse(await ok(['inspect', 'web1']))[0];
+  assert.equal(info.Id, id);
+  assert.equal(info.Name, '/web1');
+  assert.equal(info.State.Status, 'running');
+  assert.ok(info.State.Pid > 0);
+  assert.equal(info.Config.Image, 'busybox');
+  assert.ok(info.Config.Env.includes('GREETING=hello'));
+  assert.equal(info.Path, 'sh');
+  // logs -f follows until the container stops.
+  const follow = d.docker(['logs', '-f', 'web1'], { timeoutMs: 30_000 });
+  await sleep(300);
+  await ok(['stop', 'web1']);
+  const f = await follow;
+  assert.equal(f.code, 0, explain(f));
+  assert.equal(f.stdout, 'line1\nline2\nline3\nhello\nbye\n');
+  const after = JSON.parse(await ok(['inspect', 'web1']))[0];
+  assert.equal(after.State.Status, 'exited');
+  assert.equal(after.State.ExitCode, 7);
+  assert.match(await ok(['ps', '-a']), /Exited \(7\)/);
+  assert.equal((await ok(['wait', 'web1'])).trim(), '7');
+  await ok(['rm', 'web1']);
+  const gone = await docker(['inspect', 'web1']);
+  assert.notEqual(gone.code, 0);
+  assert.match(gone.stderr, /No such object: web1|No such container: web1/);
+});
+
+test('errors: unknown image, name conflict, running container rm, bad flags; nothing half-created', { skip }, async () => {
+  const before = (await ok(['ps', '-aq'])).trim();
+  const unknown = await docker(['run', '--rm', '--pull', 'never', 'nosuchimage:1']);
+  assert.notEqual(unknown.code, 0);
+  assert.match(unknown.stderr, /No such image: nosuchimage:1/);
+  await ok(['create', '--name', 'dup', 'busybox', 'true']);
+  const conflict = await docker(['create', '--name', 'dup', 'busybox', 'true']);
+  assert.equal(conflict.code, 125);
+  assert.match(conflict.stderr, /Conflict\. The container name "\/dup" is already in use by container "[0-9a-f]{64}"\. You have to remove \(or rename\) that container to be able to reuse that name\./);
+  const badRestart = await docker(['create', '--restart', 'sometimes', 'busybox', 'true']);
+  assert.equal(badRestart.code, 125);
+  const rmConflict = await docker(['run', '--rm', '--restart', 'always', 'busybox', 'true']);
+  assert.equal(rmConflict.code, 125);
+  const noCmd = await docker(['run', '--rm', 'busybox', '/no/such/binary']);
+  assert.equal(noCmd.code, 127, explain(noCmd));
+  await ok(['rm', 'dup']);
+  assert.equal((await ok(['ps', '-aq'])).trim(), before);
+  const id = (await ok(['run', '-d', 'busybox', 'sleep', '100'])).trim();
+  const rmRunning = await docker(['rm', id]);
+  assert.notEqual(rmRunning.code, 0);
+  assert.match(rmRunning.stderr, /container is running: stop the container before removing or force remove/);
+  await ok(['rm', '-f', id]);
+});
+
+test('kill -s, wait, restart, rename, pause/unpause, top-level state', { skip }, async () => {
+  await ok(['run', '-d', '--name', 'k1', 'busybox', 'sh', '-c', 'trap "exit 42" USR1; while true; do sleep 0.1; done']);
+  const waiting = d.docker(['wait', 'k1'], { timeoutMs: 30_000 });
+  await sleep(300);
+  await ok(['kill', '-s', 'USR1', 'k1']);
+  assert.equal((await waiting).stdout.trim(), '42');
+  await ok(['restart', 'k1']);
+  assert.equal(JSON.parse(await ok(['inspect', 'k1']))[0].State.Running, true);
+  await ok(['rename', 'k1', 'k2']);
+  await ok(['pause', 'k2']);
+  assert.equal(JSON.parse(await ok(['inspect', 'k2']))[0].State.Status, 'paused');
+  await ok(['unpause', 'k2']);
+  await ok(['kill', 'k2']);
+  assert.equal(JSON.parse(await ok(['inspect', 'k2']))[0].State.ExitCode, 137);
+  await ok(['rm', 'k2']);
+});
+
+test('--restart on-failure:2 and always; containers outlive kill -9 of the daemon (live restore)', { skip, timeout: 120_000 }, async () => {
+  await ok(['run', '-d', '--name', 'flaky', '--restart', 'on-failure:2', 'busybox', 'sh', '-c', 'echo run; exit 1']);
+  await until('two restarts', async () => {
+    const s = JSON.parse(await ok(['inspect', 'flaky']))[0];
+    return s.RestartCount === 2 && s.State.Status === 'exited';
+  }, 30_000);
+  assert.equal(await ok(['logs', 'flaky']), 'run\nrun\nrun\n');
+  await ok(['rm', 'flaky']);
+
+  await ok(['run', '-d', '--name', 'survivor', 'busybox', 'sh', '-c', 'i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done']);
+  await ok(['run', '-d', '--name', 'always', '--restart', 'always', 'busybox', 'sh', '-c', 'echo started; sleep 1; exit 3']);
+  const pid = JSON.parse(await ok(['inspect', 'survivor']))[0].State.Pid;
+  await d.restart({ kill9: true });
+  const s = JSON.parse(await ok(['inspect', 'survivor']))[0];
+  assert.equal(s.State.Running, true);
+  assert.equal(s.State.Pid, pid);
+  await sleep(500);
+  const logs = (await ok(['logs', 'survivor'])).trim().split('\n');
+  assert.ok(logs.length >= 3, logs.join('\n'));
+  logs.forEach((l, i) => assert.equal(l, `tick ${i + 1}`));
+  await until('the always container to restart after the daemon restart', async () => JSON.parse(await ok(['inspect', 'always']))[0].RestartCount >= 1, 20_000);
+  // A container that exits while the daemon is down: its exit code is recorded anyway.
+  await ok(['run', '-d', '--name', 'shortlived', 'busybox', 'sh', '-c', 'sleep 1; echo finished; exit 9']);
+  await d.stop('SIGKILL');
+  await sleep(2000);
+  await d.restart();
+  const sl = JSON.parse(await ok(['inspect', 'shortlived']))[0];
+  assert.equal(sl.State.Status, 'exited');
+  assert.equal(sl.State.ExitCode, 9);
+  assert.equal(await ok(['logs', 'shortlived']), 'finished\n');
+  await ok(['rm', '-f', 'survivor', 'always', 'shortlived']);
+});
+
+test('docker run -t through a pty; exec -it', { skip: skip || (!existsSync('/usr/bin/script') && 'util-linux script missing') }, async () => {
+  const out = await new Promise<string>((resolve, reject) => {
+    const child = spawn('script', ['-qec', `${DOCKER_BIN} -H ${d.host} run --rm -t busybox sh -c 'tty; stty size'`, '/dev/null'], { env: { ...process.env, DOCKER_CONFIG: join(d.dir, 'docker-config') }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let text = '';
+    child.stdout.on('data', (c: Buffer) => { text += c.toString(); });
+    child.on('close', () => resolve(text));
+    child.on('error', reject);
+    setTimeout(() => child.kill(), 30_000);
+  });
+  assert.match(out, /\/dev\/pts\/0/);
+  assert.match(out, /\d+ \d+/);
+});
