@@ -6,13 +6,13 @@
 // and exit with the same status.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { compareVersions } from '../../src/api/version.ts';
 import { unsupportedFlag } from '../../src/cli/commands/flags.ts';
-import { containerFlagSet, parseRunArgs } from '../../src/cli/commands/run-flags.ts';
+import { containerFlagSet, parseRunArgs, proxyConfigFor } from '../../src/cli/commands/run-flags.ts';
 
 const DOCKER = process.env.BERTH_TEST_DOCKER ?? '/usr/local/bin/docker';
 const skip = existsSync(DOCKER) ? false : 'no docker CLI';
@@ -223,5 +223,27 @@ test('exec: the exec-create body equals docker\'s', { skip, timeout: 300_000 }, 
     lastExec = undefined;
     await run(process.execPath, ['--import', 'tsx', BERTH, '-H', sock, 'exec', ...args], REPO);
     assert.deepEqual(lastExec, theirs, `exec ${args.join(' ')}`);
+  }
+});
+
+test('config.json proxies reach the container env as docker sends them (-e wins)', { skip, timeout: 300_000 }, async () => {
+  apiVersion = '1.47';
+  const sock = `unix://${join(dir, 's.sock')}`;
+  const cfg = { proxies: { [sock]: { httpProxy: 'http://p:3128', noProxy: 'localhost' }, default: { httpsProxy: 'http://unused:1' } } };
+  mkdirSync(join(dir, 'cfg'), { recursive: true });
+  writeFileSync(join(dir, 'cfg', 'config.json'), JSON.stringify(cfg));
+  try {
+    const args = ['-e', 'http_proxy=mine', 'busybox'];
+    last = undefined;
+    await run(DOCKER, ['-H', sock, 'create', ...args]);
+    const got = last as { url: string; body: Record<string, unknown> } | undefined;
+    assert.ok(got);
+    const mine = parseRunArgs('create', containerFlagSet('create').parse(args), {
+      apiVersion: '1.47', env: ENV(), consoleSize: [0, 0], proxies: proxyConfigFor(cfg, sock),
+    });
+    assert.deepEqual(normalise(mine.request.body), normalise(got.body));
+    assert.deepEqual((normalise(got.body).Env as string[]), ['HTTP_PROXY=http://p:3128', 'NO_PROXY=localhost', 'http_proxy=mine', 'no_proxy=localhost']);
+  } finally {
+    rmSync(join(dir, 'cfg'), { recursive: true, force: true });
   }
 });

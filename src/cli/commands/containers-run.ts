@@ -24,7 +24,10 @@ import {
 } from '../stream.ts';
 import { errorMessage, registryAuthHeader } from './common.ts';
 import { FlagError, FlagSet, FlagValues, unsupportedFlag, type FlagDef, type ParsedFlags } from './flags.ts';
-import { ContainerFlagError, containerFlagSet, parseRunArgs, readKVFile, validateEnv, type RunOptions } from './run-flags.ts';
+import {
+  ContainerFlagError, containerFlagSet, parseRunArgs, proxyConfigFor, readKVFile, validateEnv, type ProxyConfig, type RunOptions,
+} from './run-flags.ts';
+import { CredentialStore } from '../../image/registry/credentials.ts';
 import { ExitError } from './system.ts';
 
 type Connect = () => Promise<EngineClient>;
@@ -238,7 +241,15 @@ async function createContainer(client: EngineClient, opts: RunOptions): Promise<
   }
 }
 
-function parseRun(command: 'run' | 'create', path: string, argv: string[], apiVersion: string): RunOptions | undefined {
+async function configProxies(host: string): Promise<ProxyConfig | undefined> {
+  try {
+    return proxyConfigFor(await new CredentialStore().read() as { proxies?: Record<string, ProxyConfig> }, host);
+  } catch {
+    return undefined; // an unreadable config.json is reported where credentials are needed
+  }
+}
+
+function parseRun(command: 'run' | 'create', path: string, argv: string[], apiVersion: string, proxies?: ProxyConfig): RunOptions | undefined {
   const set = containerFlagSet(command);
   const spec: Spec = { name: command, usage: RUN_USAGE, short: command === 'run' ? 'Create and run a new container from an image' : 'Create a new container', flags: set.defs, interspersed: false, min: 1 };
   const p = parseCommand(path, spec, argv);
@@ -246,7 +257,7 @@ function parseRun(command: 'run' | 'create', path: string, argv: string[], apiVe
   const refused = unsupportedFlag(p.set, p.parsed, apiVersion, compareVersions);
   if (refused) throw new ExitError(1, refused);
   try {
-    return parseRunArgs(command, p.parsed, { apiVersion, consoleSize: consoleSize() });
+    return parseRunArgs(command, p.parsed, { apiVersion, consoleSize: consoleSize(), proxies });
   } catch (e) {
     if (e instanceof ContainerFlagError) throw new ExitError(125, `berth: ${e.message}\n\nRun 'berth ${command} --help' for more information`);
     throw e;
@@ -264,7 +275,7 @@ export async function createCommand(argv: string[], connect: Connect, path = 'cr
   // Usage errors first: they need no daemon.
   preParse('create', path, argv);
   const client = await clientAndVersion(connect);
-  const opts = parseRun('create', path, argv, client.version);
+  const opts = parseRun('create', path, argv, client.version, await configProxies(client.host));
   if (!opts) return;
   const id = await createContainer(client, opts);
   writeStdout(`${id}\n`);
@@ -298,7 +309,7 @@ export async function runCommand(argv: string[], connect: Connect, path = 'run')
     }
   }
   const client = await clientAndVersion(connect);
-  const opts = parseRun('run', path, argv, client.version);
+  const opts = parseRun('run', path, argv, client.version, await configProxies(client.host));
   if (!opts) return;
   const body = opts.request.body as { AttachStdin: boolean; AttachStdout: boolean; AttachStderr: boolean; Tty: boolean };
   if (!opts.detach) checkTty(body.AttachStdin, body.Tty);

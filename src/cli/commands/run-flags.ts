@@ -674,6 +674,17 @@ export interface BuildContext {
   /** [height, width] of the terminal on stdout, [0, 0] when it is not one. */
   consoleSize?: [number, number];
   env?: NodeJS.ProcessEnv;
+  /** config.json "proxies" for this daemon (or "default"): given to the container unless -e sets them. */
+  proxies?: ProxyConfig;
+}
+
+export interface ProxyConfig { httpProxy?: string; httpsProxy?: string; noProxy?: string; ftpProxy?: string; allProxy?: string }
+
+/** docker's ParseProxyConfig: the proxies for `host` (else "default") from config.json's "proxies". */
+export function proxyConfigFor(config: { proxies?: Record<string, ProxyConfig> }, host: string): ProxyConfig | undefined {
+  const p = config.proxies;
+  if (!p) return undefined;
+  return p[host] ?? p.default;
 }
 
 const isUserDefinedNetwork = (n: string): boolean =>
@@ -800,6 +811,15 @@ export function parseRunArgs(command: 'run' | 'create', parsed: ParsedFlags, ctx
     const e = validateEnv(e0, env);
     const i = e.indexOf('=');
     dashE.set(i >= 0 ? e.slice(0, i) : e, e);
+  }
+  // config.json proxies: upper- and lower-case names, each unless -e set that very name
+  const px = ctx.proxies;
+  if (px) {
+    const permitted: Array<[string, string | undefined]> = [['HTTP_PROXY', px.httpProxy], ['HTTPS_PROXY', px.httpsProxy], ['NO_PROXY', px.noProxy], ['FTP_PROXY', px.ftpProxy], ['ALL_PROXY', px.allProxy]];
+    for (const [k, v] of permitted) {
+      if (!v) continue;
+      for (const name of [k, k.toLowerCase()]) if (!dashE.has(name)) dashE.set(name, `${name}=${v}`);
+    }
   }
   envList = [...envList, ...dashE.values()];
   let labelList: string[] = [];
@@ -985,7 +1005,8 @@ export function parseRunArgs(command: 'run' | 'create', parsed: ParsedFlags, ctx
     AutoRemove: lt('1.25') ? false : autoRemove,
     VolumeDriver: f.str('volume-driver'),
     VolumesFrom: listOrNull('volumes-from'),
-    ConsoleSize: ctx.consoleSize ?? [0, 0],
+    // docker's client zeroes it for a Linux platform on API < 1.42
+    ConsoleSize: f.str('platform', env.DOCKER_DEFAULT_PLATFORM ?? '').toLowerCase().startsWith('linux') && lt('1.42') && ge('1.41') ? [0, 0] : (ctx.consoleSize ?? [0, 0]),
   };
   if (Object.keys(annotations).length) hostConfig.Annotations = sorted(annotations);
   Object.assign(hostConfig, {
