@@ -245,16 +245,14 @@ export async function commitContainer(deps: CommitDeps, idOrName: string, req: C
       const bytes = Buffer.from(JSON.stringify(image));
       const { digest: id } = await images.content.writeBuffer(bytes);
       const size = chains.reduce((n, c) => n + (images.snapshots.get(c)?.size ?? 0), 0);
-      let previous: Digest | undefined;
       images.store.transaction(() => {
         images.store.put({
           id, platform: { architecture: parentConfig.architecture, os: parentConfig.os, ...(parentConfig.variant ? { variant: parentConfig.variant } : {}) },
           created, size, diffIds, chainIds: chains, parent: rec.Image,
         });
         if (!empty) images.store.recordLayerBlob({ diffId: layer.diffId, digest: layer.digest, mediaType: layer.mediaType, size: layer.size, source: '' });
-        if (ref) previous = images.store.tag(id, ref, { touch: true }).previous;
+        if (ref) images.store.tag(id, ref, { touch: true });
       });
-      void previous;
       const name = ref ? familiarString(ref) : undefined;
       if (name) deps.event?.('image', 'tag', id, { name });
       deps.event?.('container', 'commit', rec.Id, { comment: req.comment ?? '', imageID: id, imageRef: name ?? '' });
