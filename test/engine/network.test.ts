@@ -91,6 +91,15 @@ async function hostObjects(): Promise<string[]> {
   return [...links, ...fw];
 }
 
+/** Polls until fn holds: the kernel frees a released namespace's veths in the background. */
+async function eventually(what: string, fn: () => Promise<boolean>, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await fn())) {
+    if (Date.now() > end) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 function hostAddress(): string | undefined {
   for (const list of Object.values(networkInterfaces())) {
     for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
@@ -220,7 +229,7 @@ describe('sandboxes', () => {
     assert.ok(!existsSync(b.netnsPath!), 'netns file removed');
     await svc.release(request('a1', '', {}).containerId);
     await svc.release(request('a1', '', {}).containerId); // idempotent
-    assert.deepEqual((await hostObjects()).filter((o) => o.includes(`${prefix}v`)), [], 'no veth left');
+    await eventually('no veth is left', async () => (await hostObjects()).every((o) => !o.includes(`${prefix}v`)));
   });
 
   test('published ports: 127.0.0.1 and all addresses, from the host\'s loopback and its own address; -P', async () => {
@@ -266,8 +275,7 @@ describe('sandboxes', () => {
 
     for (const h of [h80, h81, h90]) await stop(h);
     await svc.release(request('c1', '', {}).containerId);
-    const fw = (await run('iptables-save', ['-t', 'nat'])).stdout;
-    assert.ok(!fw.includes(`--dport ${p1} `) && !fw.includes(`--dport ${p1}\n`), 'DNAT rules gone');
+    await eventually('the DNAT rules are gone', async () => !/--dport (\d+) /.test((await run('iptables-save', ['-t', 'nat'])).stdout.split('\n').filter((l) => l.includes(prefix) && l.includes('DNAT')).join('\n')));
   });
 
   test('none mode has only loopback; host mode uses the host namespace', async () => {
@@ -301,7 +309,7 @@ describe('sandboxes', () => {
   test('removing the networks and stopping leaves no bridge, veth or rule with this suffix', async () => {
     await svc.remove(`n-${sfx}-a`);
     for (const h of shutdownHooks.splice(0).reverse()) await h();
-    assert.deepEqual(await hostObjects(), []);
+    await eventually('no host object is left', async () => (await hostObjects()).length === 0).catch(async () => assert.deepEqual(await hostObjects(), []));
   });
 });
 
