@@ -102,7 +102,7 @@ test('docker system df against the skeleton', { skip }, async () => {
 });
 
 test('an unimplemented endpoint: docker shows the daemon\'s 404 message', { skip }, async () => {
-  const r = await d.docker(['volume', 'ls']);
+  const r = await d.docker(['plugin', 'ls']);
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /page not found/);
 });
