@@ -223,9 +223,8 @@ async function createContainer(client: EngineClient, opts: RunOptions): Promise<
     try {
       created = await doCreate();
     } catch (e) {
+      // As docker: any "not found" answer to a named image with --pull missing means a pull.
       if (!(e instanceof ApiResponseError && e.statusCode === 404 && named && opts.pull === 'missing')) throw e;
-      // Only a missing image is worth a pull; a missing network or volume is not.
-      if (!/No such image|not found|does not exist/i.test(e.message)) throw e;
       if (!opts.quiet) writeStderr(`Unable to find image '${familiarString(named)}' locally\n`);
       await pullImage(client, opts.image, opts);
       created = await doCreate();
@@ -617,14 +616,17 @@ export async function waitCommand(argv: string[], connect: Connect, path = 'wait
   if (err) throw err;
 }
 
-const STOP_FLAGS = (verb: string): FlagDef[] => [
-  F('signal', 'string', `Signal to send to the container`, { short: 's' }),
-  F('timeout', 'int', `Seconds to wait before killing the container`, { short: 't', validate: (v) => { if (!/^[+-]?\d+$/.test(v)) throw new Error(`strconv.ParseInt: parsing ${JSON.stringify(v)}: invalid syntax`); return String(Number(v)); } }),
-  F('time', 'int', `Seconds to wait before killing the container (deprecated: use --timeout)`, { hidden: true, alias: 'timeout' }),
-].map((d) => ({ ...d, help: verb === 'restart' ? d.help : d.help }));
+const STOP_FLAGS: FlagDef[] = [
+  F('signal', 'string', 'Signal to send to the container', { short: 's' }),
+  F('timeout', 'int', 'Seconds to wait before killing the container', { short: 't', validate: (v) => {
+    if (!/^[+-]?\d+$/.test(v)) throw new Error(`strconv.ParseInt: parsing ${JSON.stringify(v)}: invalid syntax`);
+    return String(Number(v));
+  } }),
+  F('time', 'int', 'Seconds to wait before killing the container (deprecated: use --timeout)', { hidden: true, alias: 'timeout', deprecated: 'use --timeout instead' }),
+];
 
-const STOP: Spec = { name: 'stop', usage: '[OPTIONS] CONTAINER [CONTAINER...]', short: 'Stop one or more running containers', interspersed: true, min: 1, flags: STOP_FLAGS('stop') };
-const RESTART: Spec = { name: 'restart', usage: '[OPTIONS] CONTAINER [CONTAINER...]', short: 'Restart one or more containers', interspersed: true, min: 1, flags: STOP_FLAGS('restart') };
+const STOP: Spec = { name: 'stop', usage: '[OPTIONS] CONTAINER [CONTAINER...]', short: 'Stop one or more running containers', interspersed: true, min: 1, flags: STOP_FLAGS };
+const RESTART: Spec = { name: 'restart', usage: '[OPTIONS] CONTAINER [CONTAINER...]', short: 'Restart one or more containers', interspersed: true, min: 1, flags: STOP_FLAGS };
 
 export async function stopCommand(argv: string[], connect: Connect, path = 'stop'): Promise<void> {
   const p = parseCommand(path, STOP, argv);

@@ -8,6 +8,8 @@
 // separate value ("--rm", "--rm=false", "-it" as a group); "--" ends the flags; "-" alone is an
 // argument. A value flag's Set runs when it is met, so validation errors come in command-line order.
 
+import { writeStdout } from '../../runtime/output.ts';
+
 export class FlagError extends Error {
   override name = 'FlagError';
 }
@@ -26,6 +28,8 @@ export interface FlagDef {
   alias?: string;
   /** The oldest API version the flag works with (docker's "version" flag annotation). */
   minVersion?: string;
+  /** pflag's deprecation notice, printed (on stdout, as docker) when the flag is used. */
+  deprecated?: string;
 }
 
 export interface ParsedFlags {
@@ -69,6 +73,8 @@ export class FlagSet {
   }
 
   private set(out: ParsedFlags, d: FlagDef, value: string): void {
+    // docker (cobra) prints this on stdout
+    if (d.deprecated) writeStdout(`Flag --${d.long} has been deprecated, ${d.deprecated}\n`);
     let v = value;
     if (d.type === 'bool') v = parseBool(this.label(d), value);
     else if (d.validate) {
