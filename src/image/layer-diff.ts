@@ -264,6 +264,9 @@ export async function writeLayer(store: ContentStore, mounts: MountSpec, opts: W
   };
   source.on('error', fail);
   hasher.on('error', fail);
+  // Their failures reach the caller through the promises below; the events need no handler.
+  gzip.on('error', () => {});
+  tee?.on('error', () => {});
   source.pipe(hasher);
   hasher.pipe(gzip);
   if (tee) hasher.pipe(tee);

@@ -163,6 +163,12 @@ for (const driver of ['overlay', 'vfs'] as const) {
       assert.equal(sha256(tar), a.diffId);
       assert.equal(tar.length, a.uncompressedSize);
       assert.equal(a.mediaType, 'application/vnd.oci.image.layer.v1.tar+gzip');
+      // tee: a second consumer gets the same uncompressed bytes in the same pass.
+      const teed = await writeLayer(store, spec, { parent: parent(), tee: (t) => collect(t) });
+      assert.equal(teed.digest, a.digest);
+      assert.ok((teed.teeResult as Buffer).equals(tar));
+      // A failing tee fails the write.
+      await assert.rejects(writeLayer(store, spec, { parent: parent(), tee: async () => { throw new Error('tee broke'); } }), /tee broke/);
       // SOURCE_DATE_EPOCH clamps every mtime (and changes the digest).
       const c = await writeLayer(store, spec, { parent: parent(), sourceDateEpoch: T0 });
       assert.notEqual(c.diffId, a.diffId);
