@@ -153,6 +153,25 @@ describe('volumes', () => {
     assert.equal(existsSync(join(svc.root, 'vv')), false);
   });
 
+  test('a bind volume (type=none, o=bind, device=DIR) shows DIR while in use and leaves it on remove', async () => {
+    const dir = mkdtempSync(join(base, 'bind-device-'));
+    writeFileSync(join(dir, 'hello'), 'from the host');
+    svc.create('hostbind', { options: { type: 'none', o: 'bind', device: dir } });
+    const mounts = svc.planMounts({ containerId: C1, hostConfig: hostConfig({ Binds: ['hostbind:/data'] }), imageVolumes: {} });
+    await svc.ociMounts(C1, mounts, mkdtempSync(join(base, 'rootfs-')));
+    assert.equal(readFileSync(join(svc.dataPath('hostbind'), 'hello'), 'utf8'), 'from the host');
+    assert.deepEqual(readdirSync(dir), ['hello'], 'no copy-up into a volume that already has data');
+    await svc.release(C1, true);
+    svc.remove('hostbind');
+    assert.equal(readFileSync(join(dir, 'hello'), 'utf8'), 'from the host');
+    // As dockerd: the options are only tried when a container uses the volume.
+    svc.create('badmount', { options: { type: 'none', o: 'bind', device: join(base, 'nonexistent') } });
+    const bad = svc.planMounts({ containerId: C1, hostConfig: hostConfig({ Binds: ['badmount:/data'] }), imageVolumes: {} });
+    await assert.rejects(svc.ociMounts(C1, bad, mkdtempSync(join(base, 'rootfs-'))), { message: new RegExp(`^error while mounting volume '${svc.dataPath('badmount')}': failed to mount local volume: `) });
+    await svc.release(C1, true);
+    svc.remove('badmount');
+  });
+
   test('remove refuses a volume with something still mounted in it, and leaves that alone', () => {
     svc.create('busy');
     const hostData = mkdtempSync(join(base, 'host-data-'));
