@@ -146,6 +146,8 @@ export class TestDaemon {
   readonly execRoot: string;
   readonly configFile: string;
   readonly logFile: string;
+  /** daemon.json "bridge-suffix": each test daemon's bridges, veths and firewall chains are its own. */
+  readonly bridgeSuffix: string;
   private child?: ChildProcess;
   private exit?: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   pid = 0;
@@ -158,6 +160,8 @@ export class TestDaemon {
     this.execRoot = join(this.dir, 'run');
     this.configFile = join(this.dir, 'daemon.json');
     this.logFile = join(this.dir, 'daemon.log');
+    const given = opts.config?.['bridge-suffix'];
+    this.bridgeSuffix = typeof given === 'string' ? given : `d${Math.random().toString(36).slice(2, 6)}`;
   }
 
   static async start(opts: TestDaemonOptions = {}): Promise<TestDaemon> {
@@ -174,7 +178,7 @@ export class TestDaemon {
 
   private async launch(): Promise<void> {
     mkdirSync(this.dir, { recursive: true });
-    writeFileSync(this.configFile, JSON.stringify(this.opts.config ?? {}, null, 2));
+    writeFileSync(this.configFile, JSON.stringify({ 'bridge-suffix': this.bridgeSuffix, ...(this.opts.config ?? {}) }, null, 2));
     const logFd = openSync(this.logFile, 'a');
     // Own process group: a Ctrl-C aimed at the test runner must not reach the daemon first.
     const child = spawn(process.execPath, [BERTH_BIN, ...this.args], { stdio: ['ignore', logFd, logFd], env: this.opts.env ?? process.env, detached: true });
