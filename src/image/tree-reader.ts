@@ -20,7 +20,7 @@ import { spawn } from 'node:child_process';
 import {
   closeSync, constants as C, existsSync, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, type BigIntStats,
 } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { EntryType } from './unpack/tar.ts';
 
@@ -330,8 +330,16 @@ function walkDir(dirFd: number, root: string, rel: string, name: string, cpath: 
     const childCpath = cpath === undefined ? undefined : joinContainer(cpath, child);
     let st = lstatAt(dirFd, child);
     if (!st || st.isSocket()) continue;
-    const mountSource = st.isDirectory() && childCpath !== undefined ? opts.mountAt?.(childCpath) : undefined;
+    const mountSource = childCpath !== undefined ? opts.mountAt?.(childCpath) : undefined;
     if (mountSource !== undefined) {
+      const mst = lstatSync(mountSource, { bigint: true, throwIfNoEntry: false });
+      if (!mst) continue;
+      if (!mst.isDirectory()) {
+        // A file bind-mounted here: the file itself stands in for the mount point.
+        const entry: TreeEntry = { name: childName(name, child), root: mountSource, rel: '', st: mst };
+        if (!mst.isSocket() && !mst.isSymbolicLink() && !opts.skip?.(entry)) out.push(entry);
+        continue;
+      }
       // A volume mounted here: its source's contents stand in for the directory.
       const mfd = openRoot(mountSource);
       try {
@@ -372,16 +380,20 @@ function walkDir(dirFd: number, root: string, rel: string, name: string, cpath: 
 
 /** Reads the xattrs of every entry (one helper run per root). */
 export async function loadXattrs(entries: TreeEntry[]): Promise<void> {
-  const byRoot = new Map<string, TreeEntry[]>();
+  const byRoot = new Map<string, Array<{ e: TreeEntry; rel: string }>>();
   for (const e of entries) {
     if (e.synthetic) continue;
-    let list = byRoot.get(e.root);
-    if (!list) byRoot.set(e.root, (list = []));
-    list.push(e);
+    // A tree whose root is a file (a file bind mount): read it from its directory.
+    const fileRoot = e.rel === '' && !e.st.isDirectory();
+    const root = fileRoot ? dirname(e.root) : e.root;
+    const rel = fileRoot ? Buffer.from(basename(e.root), 'utf8').toString('latin1') : e.rel;
+    let list = byRoot.get(root);
+    if (!list) byRoot.set(root, (list = []));
+    list.push({ e, rel });
   }
   for (const [root, list] of byRoot) {
-    const values = await readXattrs(root, list.map((e) => e.rel));
-    list.forEach((e, i) => { e.xattrs = values[i]; });
+    const values = await readXattrs(root, list.map((x) => x.rel));
+    list.forEach((x, i) => { x.e.xattrs = values[i]; });
   }
 }
 

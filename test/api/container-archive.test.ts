@@ -119,9 +119,13 @@ before(async () => {
     Mounts: [
       { Type: 'bind', Source: volume, Destination: '/data', Mode: '', RW: true, Propagation: 'rprivate' },
       { Type: 'volume', Name: 'ro', Source: roVolume, Destination: '/ro', Driver: 'local', Mode: 'ro', RW: false, Propagation: '' },
+      { Type: 'bind', Source: join(dir, 'host.conf'), Destination: '/etc/mounted.conf', Mode: '', RW: true, Propagation: 'rprivate' },
     ],
   });
   rootfs = containers.mountsAt.get(rec.Id)!;
+  // A file bind mount: the engine's placeholder in the rootfs, the content on the host.
+  writeFileSync(join(dir, 'host.conf'), 'mounted file\n');
+  writeFileSync(join(rootfs, 'etc', 'mounted.conf'), '');
 });
 
 after(async () => {
@@ -194,6 +198,16 @@ describe('GET /containers/{id}/archive', () => {
     assert.equal(file[0]!.entry.name, 'motd');
     assert.equal(file[0]!.data.toString(), 'hello\n');
     assert.equal(statOf(r).name, 'motd');
+  });
+
+  test('a file bind mount: its host file, alone or inside its directory', async () => {
+    let r = await req('GET', `/containers/web/archive?path=/etc/mounted.conf`);
+    assert.equal(r.status, 200, r.text);
+    assert.equal(parseTar(r.body)[0]!.data.toString(), 'mounted file\n');
+    assert.equal(statOf(r).size, 13);
+    r = await req('GET', `/containers/web/archive?path=/etc`);
+    const entry = parseTar(r.body).find((e) => e.entry.name === 'etc/mounted.conf');
+    assert.equal(entry?.data.toString(), 'mounted file\n');
   });
 
   test('paths in mounts come from the mount source; the root includes the mounts\' contents', async () => {

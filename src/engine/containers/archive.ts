@@ -391,7 +391,7 @@ class LiveExtractor implements TarSink {
     const cpath = fromLatin1(`/${parts.join('/')}`);
     if (loc.rel === '') {
       // The destination itself or a mount point: its contents are written, it is not replaced.
-      if (e.type !== 'dir') this.fail(e, `cannot replace the directory ${cpath} with a non-directory`);
+      if (e.type !== 'dir') this.fail(e, `${cpath} is a mount point (or the destination itself); it cannot be replaced`);
       return;
     }
     const { dir, base } = this.parentOf(loc, e);
