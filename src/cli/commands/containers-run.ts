@@ -577,8 +577,16 @@ export async function logsCommand(argv: string[], connect: Connect, path = 'logs
   const f = p.flags;
   const client = await connect();
   const c = await inspect(client, p.args[0]);
-  const since = f.str('since') ? getTimestamp(f.str('since')) : undefined;
-  const until = f.str('until') ? getTimestamp(f.str('until')) : undefined;
+  const ts = (name: string): string | undefined => {
+    if (!f.str(name)) return undefined;
+    try {
+      return getTimestamp(f.str(name));
+    } catch (e) {
+      throw new Error(`invalid value for ${JSON.stringify(name)}: ${(e as Error).message}`);
+    }
+  };
+  const since = ts('since');
+  const until = ts('until');
   const res = await client.request('GET', `${cpath(c.Id)}/logs`, {
     query: {
       stdout: '1', stderr: '1', since, until,
