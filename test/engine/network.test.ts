@@ -4,13 +4,14 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createSocket } from 'node:dgram';
 import { createServer, type Server } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { DaemonContext } from '../../src/api/context.ts';
 import type { DaemonConfig } from '../../src/engine/config.ts';
-import type { DockerHostConfig } from '../../src/engine/containers/types.ts';
+import type { ContainerAccess, ContainerRecord, DockerHostConfig } from '../../src/engine/containers/types.ts';
 import { MetadataDb } from '../../src/engine/db.ts';
 import { EventBus } from '../../src/engine/events.ts';
 import { Logger } from '../../src/engine/log.ts';
@@ -290,6 +291,101 @@ describe('sandboxes', () => {
     await svc.release(request('d1', '', {}).containerId);
     await svc.release(request('e1', '', {}).containerId);
     assert.ok(!existsSync(n.netnsPath!));
+  });
+
+  test('networks are isolated from each other; an internal network has no way out', async () => {
+    const other = `n-${sfx}-b`;
+    const internal = `n-${sfx}-i`;
+    await svc.create({ Name: other, IPAM: { Config: [{ Subnet: '10.235.0.0/24' }] } });
+    await svc.create({ Name: internal, Internal: true, IPAM: { Config: [{ Subnet: '10.236.0.0/24' }] } });
+    const a = await svc.prepare(request('i1', 'srv', { NetworkMode: `n-${sfx}-a` }));
+    const b = await svc.prepare(request('i2', 'cli', { NetworkMode: other }));
+    const c = await svc.prepare(request('i3', 'sealed', { NetworkMode: internal }));
+    const httpd = await serve(a.netnsPath!, 'isolated');
+    const ip = a.networkSettings.Networks[`n-${sfx}-a`].IPAddress;
+    // The host reaches it (through the bridge), another network's container does not.
+    assert.equal((await run('curl', ['-s', '-m', '3', `http://${ip}/`])).stdout, 'isolated');
+    const r = await run('nsenter', [`--net=${b.netnsPath}`, 'curl', '-s', '-m', '2', `http://${ip}/`]);
+    assert.notEqual(r.stdout, 'isolated', 'traffic between networks is dropped');
+    const routes = (await run('nsenter', [`--net=${c.netnsPath}`, 'ip', 'route'])).stdout;
+    assert.doesNotMatch(routes, /default/, `internal: ${routes}`);
+    assert.match((await run('nsenter', [`--net=${b.netnsPath}`, 'ip', 'route'])).stdout, /^default via 10\.235\.0\.1 dev eth0/m);
+    await stop(httpd);
+    for (const id of ['i1', 'i2', 'i3']) await svc.release(request(id, '', {}).containerId);
+    await svc.remove(other);
+    await svc.remove(internal);
+  });
+
+  test('resolv.conf from --dns/--dns-search/--dns-option; add-host host-gateway; UDP published', async () => {
+    const gw = svc.inspect('bridge').IPAM.Config[0].Gateway;
+    const p = await freePort();
+    const s = await svc.prepare(request('r1', 'dns', {
+      Dns: ['10.9.8.7'], DnsSearch: ['example.test'], DnsOptions: ['ndots:2'], ExtraHosts: ['gw:host-gateway'],
+      PortBindings: { '5353/udp': [{ HostIp: '127.0.0.1', HostPort: String(p) }] },
+    }, { domainname: 'corp.test' }));
+    assert.equal(readFileSync(s.resolvConfPath, 'utf8'), 'nameserver 10.9.8.7\nsearch example.test\noptions ndots:2\n');
+    const hosts = readFileSync(s.hostsPath, 'utf8');
+    assert.match(hosts, new RegExp(`^${gw!.replace(/\./g, '\\.')}\\tgw$`, 'm'));
+    assert.match(hosts, new RegExp(`^${s.networkSettings.IPAddress!.replace(/\./g, '\\.')}\\tr10000000000\\.corp\\.test r10000000000$`, 'm'));
+    // A UDP echo server in the namespace, reached through 127.0.0.1:<p>.
+    const echo = spawn('nsenter', [`--net=${s.netnsPath}`, process.execPath, '-e',
+      "const s=require('dgram').createSocket('udp4');s.on('message',(m,r)=>s.send('pong:'+m,r.port,r.address));s.bind(5353,()=>console.log('up'))"], { stdio: ['ignore', 'pipe', 'ignore'] });
+    procs.push(echo);
+    await new Promise<void>((res) => echo.stdout!.once('data', () => res()));
+    const reply = await new Promise<string>((res, rej) => {
+      const sock = createSocket('udp4');
+      const timer = setTimeout(() => { sock.close(); rej(new Error('no UDP reply')); }, 3000);
+      sock.on('message', (m) => { clearTimeout(timer); sock.close(); res(m.toString()); });
+      sock.send('ping', p, '127.0.0.1');
+    });
+    assert.equal(reply, 'pong:ping');
+    await stop(echo);
+    await svc.release(request('r1', '', {}).containerId);
+  });
+
+  test('container:<x> shares the namespace and files; connect/disconnect hot-plug a running container', async () => {
+    const net = `n-${sfx}-a`;
+    const records = new Map<string, ContainerRecord>();
+    const record = (id: string, name: string, mode: string): ContainerRecord => {
+      const r = { Id: request(id, '', {}).containerId, Name: `/${name}`, HostConfig: { NetworkMode: mode }, NetworkSettings: { Networks: {} } } as unknown as ContainerRecord;
+      records.set(r.Id, r);
+      return r;
+    };
+    const access = {
+      get: (ref: string) => {
+        const r = records.get(ref) ?? [...records.values()].find((x) => x.Name === `/${ref}` || x.Id.startsWith(ref));
+        if (!r) throw new Error(`No such container: ${ref}`);
+        return r;
+      },
+    } as unknown as ContainerAccess;
+    const services = (svc as unknown as { daemon: { services: Record<string, unknown> } }).daemon.services;
+    services.containers = access;
+    record('k1', 'base', 'bridge');
+    record('k2', 'side', 'container:base');
+    record('k3', 'peer', net);
+    const base = await svc.prepare(request('k1', 'base', { NetworkMode: 'bridge' }));
+    const side = await svc.prepare(request('k2', 'side', { NetworkMode: 'container:base' }));
+    assert.equal(side.netnsPath, base.netnsPath);
+    assert.equal(side.hostsPath, base.hostsPath);
+    assert.deepEqual(side.networkSettings.Networks, {});
+    await assert.rejects(svc.prepare(request('k9', 'x', { NetworkMode: 'container:nosuch' })), /No such container: nosuch/);
+
+    const peer = await svc.prepare(request('k3', 'peer', { NetworkMode: net }));
+    const httpd = await serve(base.netnsPath!, 'from base');
+    await svc.connect(net, 'base', { Aliases: ['b-alias'] });
+    const links = (await run('nsenter', [`--net=${base.netnsPath}`, 'ip', '-o', 'link'])).stdout;
+    assert.match(links, /eth1@/, 'a second interface was plugged in');
+    assert.match(readFileSync(peer.hostsPath, 'utf8'), /\tbase b-alias k10000000000$/m);
+    assert.equal((await fetchAs(peer.netnsPath!, peer.hostsPath, 'http://b-alias/')).stdout, 'from base');
+    assert.ok(svc.settings(request('k1', '', {}).containerId)!.Networks[net], 'settings list the new network');
+    await assert.rejects(svc.connect(net, 'base'), /endpoint with name base already exists in network/);
+    await svc.disconnect(net, 'base');
+    assert.doesNotMatch(readFileSync(peer.hostsPath, 'utf8'), /base/);
+    assert.doesNotMatch((await run('nsenter', [`--net=${base.netnsPath}`, 'ip', '-o', 'link'])).stdout, /eth1@/);
+    await assert.rejects(svc.disconnect(net, 'base'), /is not connected to network/);
+    await stop(httpd);
+    for (const id of ['k2', 'k1', 'k3']) await svc.release(request(id, '', {}).containerId);
+    delete services.containers;
   });
 
   test('a daemon restart keeps running sandboxes and IPAM; reconcile frees the stopped', async () => {
