@@ -132,6 +132,8 @@ test('run -d prints the id; logs with -t, --tail, --since; exec; stop; wait; rm'
   await same((c) => ['logs', '--since', '2099-01-01T00:00:00Z', `${pfx(c)}logs`]);
   await same((c) => ['logs', '--since', '1h', '--until', '1s', `${pfx(c)}logs`]);
   await same((c) => ['logs', 'nosuch']);
+  await same((c) => ['logs', '--since', 'foo', `${pfx(c)}logs`]);
+  await same((c) => ['logs', '--details', `${pfx(c)}logs`]);
 
   // exec
   await same((c) => ['exec', `${pfx(c)}logs`, 'sh', '-c', 'echo in exec; echo e >&2; exit 4']);
