@@ -4,7 +4,7 @@
 //
 //   sudo node bench/containers.mjs [--runs 10] [--burst 100] [--memory 20] [--concurrency 8]
 //        [--engines berth,docker-berth,docker,podman-runc,podman-crun,ctr,crun]
-//        [--skip latency,burst,api,memory] [--cache /var/tmp/berth-bench] [--tmp /var/tmp] [--verbose]
+//        [--skip latency,burst,api,memory] [--cache /var/tmp/berth-bench] [--tmp /var/tmp] [--trace] [--verbose]
 //
 // 1. latency: `run --rm busybox true`, end to end (the client's own start-up included), median of
 //    --runs interleaved rounds (the order rotates each round), after one untimed warm-up each:
@@ -28,6 +28,12 @@
 //    PSS (smaps_rollup, shared pages split between the processes that map them) of the per-container
 //    processes the engine leaves behind: berth-monitor (Berth), containerd-shim-runc-v2 (docker, ctr),
 //    conmon (podman); and how much the daemon's own RSS grew.
+// --trace: where the time of one `run --rm` goes, for berth, docker-berth and docker: three more
+//    (untimed) runs each with the client talking to its daemon through a logging proxy, which
+//    prints when each API request went out and when its answer came back, relative to the
+//    client's start; plus the clients' start-up floors (`node -e 0`, `berth --version`,
+//    `docker --version`) and, with BERTH_TIMING=1 in the daemon's env, the runtime's phase marks
+//    from the daemon log.
 // Goals (issue 5): Berth's end-to-end latency at most 1/5 of the best peer's median; at most 1 MB
 // per running container.
 //
@@ -39,8 +45,9 @@
 // paths never reach the host, and any bridge, veth or firewall rule vanishes with the namespace.
 // Inside, the host's hybrid cgroup2 mount is unmounted (crun 1.8 refuses hybrid layouts), so every
 // tool sees the same cgroup v1 layout. Daemons are started by the bench and stopped by PID.
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
@@ -60,6 +67,7 @@ const { values: args } = parseArgs({
     skip: { type: 'string', default: '' },
     cache: { type: 'string', default: '/var/tmp/berth-bench' },
     tmp: { type: 'string', default: '/var/tmp' },
+    trace: { type: 'boolean', default: false },
     verbose: { type: 'boolean', default: false },
   },
 });
@@ -81,15 +89,16 @@ const dockerCli = '/usr/local/bin/docker';
 const work = mkdtempSync(join(args.tmp, 'bctr.'));
 const daemons = new Daemons(work, { verbose: args.verbose });
 const cleanups = []; // run before the daemons stop (containers to remove)
-let cleaning = false;
-async function cleanup() {
-  if (cleaning) return;
-  cleaning = true;
-  for (const f of cleanups.reverse()) { try { await f(); } catch (e) { log(`clean-up: ${e.message}`); } }
-  await daemons.stopAll();
-  unmountUnder(work);
-  rmSync(work, { recursive: true, force: true });
-  if (existsSync(work)) log(`could not remove ${work}`);
+let cleaning;
+function cleanup() {
+  cleaning ??= (async () => {
+    for (const f of cleanups.reverse()) { try { await f(); } catch (e) { log(`clean-up: ${e.message}`); } }
+    await daemons.stopAll();
+    unmountUnder(work);
+    try { rmSync(work, { recursive: true, force: true }); } catch (e) { log(`clean-up: ${e.message}`); }
+    if (existsSync(work)) log(`could not remove ${work}`);
+  })();
+  return cleaning;
 }
 process.stdout.on('error', () => {});
 process.stderr.on('error', () => {});
@@ -97,9 +106,10 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => { log(`
 const watchedBefore = new Set(WATCHED.filter((p) => existsSync(p)));
 
 /** Runs argv; resolves { ms, status, stdout, stderr }. */
-function timed([cmd, ...a], env) {
+// SIGKILL on time-out: `run` clients forward SIGTERM to the container (sig-proxy) and stay.
+function timed([cmd, ...a], env, timeoutMs = 120_000) {
   const t0 = performance.now();
-  const r = spawnSync(cmd, a, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 26, timeout: 300_000 });
+  const r = spawnSync(cmd, a, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 26, timeout: timeoutMs, killSignal: 'SIGKILL' });
   return { ms: performance.now() - t0, status: r.status, stdout: r.stdout ?? '', stderr: r.stderr || String(r.error ?? r.signal ?? '') };
 }
 const brief = (r) => `exit ${r.status}: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ').slice(0, 400)}`;
@@ -118,6 +128,7 @@ try {
   // ---- engines ---------------------------------------------------------------------------------
   const B = join(work, 'berth');
   const bEnv = { ...baseEnv, BERTH_AUTOSTART: '0' };
+  const bDaemonEnv = args.trace ? { ...bEnv, BERTH_TIMING: '1' } : bEnv;
   const berthSock = join(B, 'berth.sock');
   const D = join(work, 'docker');
   const P = join(work, 'podman');
@@ -149,7 +160,7 @@ try {
         mkdirSync(B, { recursive: true });
         writeFileSync(join(B, 'daemon.json'), '{}');
         this.daemon = daemons.start('berth', process.execPath, [berthBin, 'daemon', '--host', `unix://${berthSock}`,
-          '--data-root', join(B, 'data'), '--exec-root', join(B, 'exec'), '--config-file', join(B, 'daemon.json')], bEnv);
+          '--data-root', join(B, 'data'), '--exec-root', join(B, 'exec'), '--config-file', join(B, 'daemon.json')], bDaemonEnv);
         await daemons.waitReady(this.daemon, async () => (await httpStatus({ socketPath: berthSock, path: '/_ping' })) === 200);
         Object.assign(this, dockerLike(berthCli, bEnv));
         sh(...split(berthCli(['load', '-q', '-i', archive]), bEnv));
@@ -256,7 +267,7 @@ try {
       await e.setup();
       // One untimed run: warms the daemon, the page cache, and proves the engine works.
       const argv = e.runRm();
-      const r = timed(argv, e.env);
+      const r = timed(argv, e.env, 60_000);
       e.after?.(argv);
       if (r.status !== 0) throw new Error(`run --rm busybox true failed: ${brief(r)}`);
       engines.push(e);
@@ -308,7 +319,7 @@ try {
   }
   function removeAll(e, ids) {
     if (!ids.length) return 0;
-    const r = timed(e.rmF(ids), e.env);
+    const r = timed(e.rmF(ids), e.env, 600_000);
     if (r.status !== 0) throw new Error(`rm -f of ${ids.length} containers failed: ${brief(r)}`);
     return r.ms;
   }
@@ -422,6 +433,72 @@ try {
       }
     }
   }
+
+  // ---- trace: where one run's time goes ----------------------------------------------------------
+  if (args.trace) {
+    /** A unix-socket proxy to `target` that logs each request line and the first answer after it. */
+    async function tracingProxy(target, path) {
+      const events = [];
+      let t0 = 0;
+      const at = () => performance.now() - t0;
+      let conns = 0;
+      const server = createServer((client) => {
+        const id = ++conns;
+        const up = connect(target);
+        let pending = null;
+        client.on('data', (c) => {
+          const m = c.toString('latin1').match(/^(GET|POST|PUT|DELETE|HEAD) (\S+)/);
+          if (m) { pending = { conn: id, req: `${m[1]} ${m[2].replace(/^\/v1\.\d+/, '')}`, sent: at() }; events.push(pending); }
+          up.write(c);
+        });
+        up.on('data', (c) => {
+          if (pending && pending.answered === undefined) {
+            pending.answered = at();
+            pending.status = c.toString('latin1').match(/^HTTP\/1\.1 (\d+)/)?.[1] ?? '';
+            // A hijacked or streamed answer (attach, wait) ends when the connection does.
+            if (/^(101|200)$/.test(pending.status) && /\/(attach|wait)/.test(pending.req)) { const p = pending; up.on('end', () => { p.ended = at(); }); }
+          }
+          client.write(c);
+        });
+        up.on('end', () => client.end());
+        client.on('end', () => up.end());
+        up.on('error', () => client.destroy());
+        client.on('error', () => up.destroy());
+      });
+      await new Promise((r) => server.listen(path, r));
+      return { events, start() { events.length = 0; conns = 0; t0 = performance.now(); }, close: () => new Promise((r) => server.close(r)) };
+    }
+    const runAsync = ([cmd, ...a], env) => new Promise((resolve) => {
+      const t0 = performance.now();
+      const ch = spawn(cmd, a, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      ch.stderr.on('data', (c) => { err += c; });
+      ch.on('close', (code) => resolve({ ms: performance.now() - t0, code, err }));
+    });
+    const floors = [['node -e 0', [process.execPath, '-e', '0']], ['berth --version (CLI load)', [process.execPath, berthBin, '--version']], ['docker --version', [dockerCli, '--version']]];
+    const floorMs = new Map();
+    for (let k = 0; k < 5; k++) for (const [n, argv] of floors) { if (!floorMs.has(n)) floorMs.set(n, []); floorMs.get(n).push(timed(argv, baseEnv).ms); }
+    results.trace = { floors: [...floorMs].map(([n, xs]) => [n, median(xs)]), runs: [] };
+    for (const e of engines.filter((x) => ['berth', 'docker-berth', 'docker'].includes(x.name))) {
+      const psock = join(work, `trace-${e.name}.sock`);
+      const proxy = await tracingProxy(e.sock, psock);
+      const viaProxy = e.name === 'berth'
+        ? { argv: [process.execPath, berthBin, '-H', `unix://${psock}`, 'run', '--rm', '--network', 'none', 'busybox', 'true'], env: e.env }
+        : { argv: [dockerCli, 'run', '--rm', '--network', 'none', 'busybox', 'true'], env: { ...e.env, DOCKER_HOST: `unix://${psock}` } };
+      let last;
+      for (let k = 0; k < 3; k++) {
+        const logAt = e.daemon ? statSync(e.daemon.logFile).size : 0;
+        proxy.start();
+        const r = await runAsync(viaProxy.argv, viaProxy.env);
+        if (r.code !== 0) { log(`trace ${e.name}: exit ${r.code} ${r.err.trim().slice(-300)}`); break; }
+        await sleep(300); // the daemon's auto-remove and log lines after the client has gone
+        const marks = e.name !== 'docker' && e.daemon ? readFileSync(e.daemon.logFile, 'utf8').slice(logAt).split('\n').filter((l) => l.startsWith('[timing]')) : [];
+        last = { name: e.name, ms: r.ms, events: proxy.events.map((x) => ({ ...x })), marks };
+      }
+      await proxy.close();
+      if (last) results.trace.runs.push(last);
+    }
+  }
   const total = (performance.now() - tStart) / 1000;
 
   // ---- report ----------------------------------------------------------------------------------------
@@ -476,6 +553,19 @@ try {
       const perRss = bmem.rss / bmem.n / 1024;
       const perPss = bmem.pss / bmem.n / 1024;
       console.log(`goal: ≤ 1 MB per running container: berth-monitor RSS ${perRss.toFixed(2)} MiB, PSS ${perPss.toFixed(2)} MiB per container → ${perRss <= 1 ? 'MET (RSS)' : perPss <= 1 ? 'MET by PSS only' : 'NOT MET'}${bmem.procs !== bmem.n ? ` (found ${bmem.procs} monitor processes for ${bmem.n} containers)` : ''}`);
+    }
+  }
+
+  if (results.trace) {
+    console.log('\nwhere the time of one run --rm goes (the last of 3 traced runs; ms from the client\'s start)');
+    console.log(`client floors (median of 5): ${results.trace.floors.map(([n, ms]) => `${n} ${ms.toFixed(1)}`).join(', ')}`);
+    for (const t of results.trace.runs) {
+      console.log(`${LABEL[t.name]}: ${t.ms.toFixed(1)} ms in all`);
+      for (const x of t.events) {
+        console.log(`  conn ${x.conn}  ${x.sent.toFixed(1).padStart(7)} → ${x.answered === undefined ? '   -   ' : x.answered.toFixed(1).padStart(7)}  ${String(x.status ?? '').padEnd(3)} ${x.req}` +
+          (x.answered !== undefined ? `  (${(x.answered - x.sent).toFixed(1)} ms${x.ended !== undefined ? `, stream ended at ${x.ended.toFixed(1)}` : ''})` : ''));
+      }
+      for (const m of t.marks) console.log(`  daemon ${m}`);
     }
   }
   const created = WATCHED.filter((p) => existsSync(p) && !watchedBefore.has(p));
