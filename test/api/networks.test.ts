@@ -94,7 +94,7 @@ before(async () => {
 });
 after(async () => {
   if (d) {
-    await d.docker(['rm', '-f', 'na', 'nb', 'nweb', 'nclash'], { timeoutMs: 60_000 }).catch(() => {});
+    await d.docker(['rm', '-f', 'na', 'nb', 'nweb', 'nclash', 'nbase'], { timeoutMs: 60_000 }).catch(() => {});
     await d.cleanup();
   }
   await sweep();
@@ -191,6 +191,31 @@ describe('networks with containers', { skip }, () => {
     await ok(['network', 'rm', net]);
     await eventually(async () => (await hostObjects()).every((o) => !o.includes(`${prefix}v`) && !o.includes(`${prefix}b`)))
       .catch(async () => assert.deepEqual((await hostObjects()).filter((o) => o.includes(`${prefix}v`) || o.includes(`${prefix}b`)), [], 'no veth or user bridge left'));
+  });
+
+  test('--network host, none and container:<x>', async (t) => {
+    if (!haveContainers) { t.skip('the daemon has no container endpoints yet'); return; }
+    const hostLinks = (await sh('ip', ['-o', 'link', 'show'])).stdout.split('\n').filter(Boolean).length;
+    const inHost = await ok(['run', '--rm', '--network', 'host', 'busybox', 'ip', '-o', 'link']);
+    assert.ok(inHost.split('\n').filter(Boolean).length >= Math.min(hostLinks, 2), `host mode sees the host's links:\n${inHost}`);
+    const inNone = await ok(['run', '--rm', '--network', 'none', 'busybox', 'ip', '-o', 'link']);
+    assert.deepEqual(inNone.split('\n').filter(Boolean).map((l) => l.split(':')[1].trim()), ['lo']);
+    await ok(['run', '-d', '--name', 'nbase', 'busybox', 'sh', '-c', 'mkdir -p /www && echo base > /www/index.html && exec httpd -f -p 80 -h /www']);
+    await eventually(async () => (await d.docker(['run', '--rm', '--network', 'container:nbase', 'busybox', 'wget', '-q', '-O', '-', 'http://127.0.0.1/'], { timeoutMs: 30_000 })).stdout === 'base\n', 10_000)
+      .catch(() => {});
+    assert.equal(await ok(['run', '--rm', '--network', 'container:nbase', 'busybox', 'wget', '-q', '-O', '-', 'http://127.0.0.1/']), 'base\n');
+    await ok(['rm', '-f', 'nbase']);
+  });
+
+  test('berth network create, inspect, rm and its errors', async () => {
+    const c = await d.berth(['network', 'create', '--subnet', '10.237.0.0/24', `bn-${sfx}`]);
+    assert.equal(c.code, 0, c.stderr);
+    assert.match(c.stdout, /^[0-9a-f]{64}\n$/);
+    assert.equal((await d.berth(['network', 'inspect', '-f', '{{.Name}} {{.Driver}}', `bn-${sfx}`])).stdout, `bn-${sfx} bridge\n`);
+    const missing = await d.berth(['network', 'rm', 'nosuchnet']);
+    assert.equal(missing.code, 1);
+    assert.equal(missing.stderr, 'Error response from daemon: network nosuchnet not found\n');
+    assert.equal((await d.berth(['network', 'rm', `bn-${sfx}`])).stdout, `bn-${sfx}\n`);
   });
 
   test('after the daemon stops with nothing running, no host object carries its suffix', async () => {

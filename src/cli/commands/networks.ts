@@ -48,13 +48,28 @@ const NETWORK_HEADERS: Record<string, string> = {
   ID: 'NETWORK ID', Name: 'NAME', Driver: 'DRIVER', Scope: 'SCOPE', IPv6: 'IPV6', Internal: 'INTERNAL', Labels: 'LABELS', CreatedAt: 'CREATED AT',
 };
 
-/** docker sorts by name in natural order ("net2" before "net10"). */
-function naturalLess(a: string, b: string): number {
-  return a.localeCompare(b, 'en', { numeric: true });
+/** docker's sortorder.NaturalLess: runs of digits compare as numbers, everything else byte by byte ("net2" < "net10"). */
+export function naturalCompare(a: string, b: string): number {
+  const chunks = (s: string): string[] => s.match(/\d+|\D+/g) ?? [];
+  const x = chunks(a);
+  const y = chunks(b);
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const dx = /^\d/.test(x[i]);
+    const dy = /^\d/.test(y[i]);
+    if (dx && dy) {
+      const nx = BigInt(x[i]);
+      const ny = BigInt(y[i]);
+      if (nx !== ny) return nx < ny ? -1 : 1;
+      if (x[i].length !== y[i].length) return x[i].length - y[i].length;
+    } else if (x[i] !== y[i]) {
+      return x[i] < y[i] ? -1 : 1;
+    }
+  }
+  return x.length - y.length;
 }
 
 export function renderNetworks(list: NetworkSummary[], opts: { format?: string; quiet?: boolean; noTrunc?: boolean }): string {
-  const rows = [...list].sort((a, b) => naturalLess(a.Name, b.Name)).map((n) => new NetworkRow(n, !opts.noTrunc));
+  const rows = [...list].sort((a, b) => naturalCompare(a.Name, b.Name)).map((n) => new NetworkRow(n, !opts.noTrunc));
   return renderList(rows, { format: opts.format, quiet: opts.quiet, defaultTable: NETWORK_TABLE, headers: NETWORK_HEADERS });
 }
 

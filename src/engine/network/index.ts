@@ -375,6 +375,11 @@ export class NetworkService {
           gateway = c.Gateway;
         }
         ipam = { Subnet: subnetString(s), Gateway: gateway };
+        const aux = Object.entries(c.AuxiliaryAddresses ?? {});
+        for (const [host, ip] of aux) {
+          if (!isIPv4(ip) || !contains(s, ipToInt(ip))) throw new NetworkError('invalid', `no matching subnet for aux-address ${host}=${ip}`);
+        }
+        if (aux.length) ipam.AuxiliaryAddresses = Object.fromEntries(aux);
         if (c.IPRange) {
           const r = parseSubnet(c.IPRange);
           if (!r || !contains(s, r.base) || r.bits < s.bits) throw new NetworkError('invalid', `no matching subnet for range ${c.IPRange}`);
@@ -518,7 +523,8 @@ export class NetworkService {
     for (const h of hc.ExtraHosts ?? []) parseExtraHost(h, '0.0.0.0');
     portRequests(hc, req.exposedPorts);
     for (const [name, cfg] of Object.entries(req.endpointsConfig ?? {})) {
-      // The CLI names the default network "default" (NetworkMode's value) in EndpointsConfig.
+      // The CLI keys EndpointsConfig by --network's value: "default", or "container:<x>".
+      if (name.startsWith('container:') && mode.kind === 'container') continue;
       const n = this.find(name === 'default' ? 'bridge' : name);
       if (mode.kind !== 'bridge') {
         if (mode.kind === 'host' && n.rec.Driver === 'host') continue;
@@ -681,7 +687,8 @@ export class NetworkService {
     const c = n.rec.IPAM.Config[0];
     const s = parseSubnet(c.Subnet)!;
     const range = c.IPRange ? parseSubnet(c.IPRange)! : s;
-    const used = new Set<number>([ipToInt(c.Gateway ?? intToIp(s.base + 1))]);
+    // The gateway and --aux-address entries are never given to containers.
+    const used = new Set<number>([ipToInt(c.Gateway ?? intToIp(s.base + 1)), ...Object.values(c.AuxiliaryAddresses ?? {}).map(ipToInt)]);
     for (const x of this.sandboxes.values()) for (const e of x.endpoints) if (e.networkId === n.rec.Id) used.add(ipToInt(e.ip));
     for (const e of sb.endpoints) if (e.networkId === n.rec.Id) used.add(ipToInt(e.ip));
     let ip: number | undefined;
