@@ -316,9 +316,9 @@ export class NetworkService {
       .filter((n) => filters.matchKVList('label', n.rec.Labels))
       .filter((n) => filters.exactMatch('scope', 'local'))
       .filter((n) => filters.exactMatch('type', n.predefined ? 'builtin' : 'custom'))
-      .filter((n) => dangling === undefined || (this.inUse(n) ? !dangling : dangling && !n.predefined))
+      .filter((n) => dangling === undefined || (this.inUse(n) || n.predefined ? !dangling : dangling))
       .sort((a, b) => a.rec.Name.localeCompare(b.rec.Name))
-      .map((n) => ({ ...n.rec, Containers: {} }));
+      .map((n) => resource(n.rec, {}));
   }
 
   inspect(idOrName: string): NetworkResource {
@@ -331,7 +331,7 @@ export class NetworkService {
         containers[s.containerId] = { Name: s.name, EndpointID: s.sandboxId, MacAddress: '', IPv4Address: '', IPv6Address: '' };
       }
     }
-    return { ...n.rec, Containers: containers };
+    return resource(n.rec, containers);
   }
 
   private inUse(n: StoredNetwork): boolean {
@@ -1005,6 +1005,15 @@ export class NetworkService {
       Networks: networks,
     };
   }
+}
+
+/** docker's field order (ConfigOnly, then Containers, then Options and Labels). */
+function resource(r: NetworkRecord, containers: Record<string, NetworkContainer>): NetworkResource {
+  return {
+    Name: r.Name, Id: r.Id, Created: r.Created, Scope: r.Scope, Driver: r.Driver, EnableIPv4: r.EnableIPv4, EnableIPv6: r.EnableIPv6,
+    IPAM: r.IPAM, Internal: r.Internal, Attachable: r.Attachable, Ingress: r.Ingress, ConfigFrom: r.ConfigFrom, ConfigOnly: r.ConfigOnly,
+    Containers: containers, Options: r.Options, Labels: r.Labels,
+  };
 }
 
 /** The user's part of an endpoint config (what create/connect gave), without runtime fields. */
