@@ -214,8 +214,13 @@ describe('networks with containers', { skip }, () => {
     assert.equal((await d.berth(['network', 'inspect', '-f', '{{.Name}} {{.Driver}}', `bn-${sfx}`])).stdout, `bn-${sfx} bridge\n`);
     const missing = await d.berth(['network', 'rm', 'nosuchnet']);
     assert.equal(missing.code, 1);
-    assert.equal(missing.stderr, 'Error response from daemon: network nosuchnet not found\n');
+    assert.equal(missing.stderr, 'Error response from daemon: network nosuchnet not found\nexit status 1\n', 'as docker 28 prints it');
     assert.equal((await d.berth(['network', 'rm', `bn-${sfx}`])).stdout, `bn-${sfx}\n`);
+    const gw = await d.berth(['network', 'create', '--subnet', '10.238.0.0/24', '--gateway', '10.9.9.9', `bg-${sfx}`]);
+    assert.equal(gw.stderr, 'no matching subnet for gateway 10.9.9.9\n', 'checked by the CLI, as docker\'s');
+    const json = JSON.parse((await d.berth(['network', 'ls', '--filter', 'name=bridge', '--format', '{{json .}}'])).stdout);
+    assert.deepEqual(Object.keys(json), ['CreatedAt', 'Driver', 'ID', 'IPv4', 'IPv6', 'Internal', 'Labels', 'Name', 'Scope']);
+    assert.match(json.CreatedAt, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ [+-]\d{4} \S+$/);
   });
 
   test('after the daemon stops with nothing running, no host object carries its suffix', async () => {

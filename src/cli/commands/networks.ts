@@ -20,6 +20,7 @@ export interface NetworkSummary {
   Created: string;
   Scope: string;
   Driver: string;
+  EnableIPv4?: boolean;
   EnableIPv6: boolean;
   Internal: boolean;
   Labels?: Record<string, string> | null;
@@ -33,19 +34,25 @@ export class NetworkRow {
   get Name(): string { return this.n.Name; }
   get Driver(): string { return this.n.Driver; }
   get Scope(): string { return this.n.Scope; }
+  get IPv4(): string { return String(this.n.EnableIPv4 ?? false); }
   get IPv6(): string { return String(this.n.EnableIPv6); }
   get Internal(): string { return String(this.n.Internal); }
   get Labels(): string { return Object.entries(this.n.Labels ?? {}).map(([k, v]) => `${k}=${v}`).join(','); }
-  get CreatedAt(): string { return goTimeString(Math.floor(Date.parse(this.n.Created) / 1000)); }
+  /** Go's time.Time.String(): the local time with the fraction docker stored (trailing zeros trimmed). */
+  get CreatedAt(): string {
+    const base = goTimeString(Math.floor(Date.parse(this.n.Created) / 1000));
+    const frac = /\.(\d+)/.exec(this.n.Created)?.[1]?.replace(/0+$/, '') ?? '';
+    return frac ? base.replace(/^(\S+ \S+)/, `$1.${frac}`) : base;
+  }
   toJSON(): Record<string, string> {
-    return { CreatedAt: this.CreatedAt, Driver: this.Driver, ID: this.ID, IPv6: this.IPv6, Internal: this.Internal, Labels: this.Labels, Name: this.Name, Scope: this.Scope };
+    return { CreatedAt: this.CreatedAt, Driver: this.Driver, ID: this.ID, IPv4: this.IPv4, IPv6: this.IPv6, Internal: this.Internal, Labels: this.Labels, Name: this.Name, Scope: this.Scope };
   }
   marshalJSON(): string { return goMarshal(this.toJSON()); }
 }
 
 const NETWORK_TABLE = 'table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}';
 const NETWORK_HEADERS: Record<string, string> = {
-  ID: 'NETWORK ID', Name: 'NAME', Driver: 'DRIVER', Scope: 'SCOPE', IPv6: 'IPV6', Internal: 'INTERNAL', Labels: 'LABELS', CreatedAt: 'CREATED AT',
+  ID: 'NETWORK ID', Name: 'NAME', Driver: 'DRIVER', Scope: 'SCOPE', IPv4: 'IPV4', IPv6: 'IPV6', Internal: 'INTERNAL', Labels: 'LABELS', CreatedAt: 'CREATED AT',
 };
 
 /** docker's sortorder.NaturalLess: runs of digits compare as numbers, everything else byte by byte ("net2" < "net10"). */
@@ -97,6 +104,16 @@ function keyValues(list: string[] | undefined): Record<string, string> {
   return out;
 }
 
+/** Whether an IPv4 address lies in a CIDR subnet (the CLI's own check before asking the daemon). */
+function inSubnet(ip: string, cidr: string): boolean {
+  const m = /^(\d+\.\d+\.\d+\.\d+)\/(\d+)$/.exec(cidr);
+  const toInt = (a: string): number => a.split('.').reduce((n, o) => ((n << 8) | Number(o)) >>> 0, 0);
+  if (!m || !/^\d+\.\d+\.\d+\.\d+$/.test(ip)) return false;
+  const bits = Number(m[2]);
+  const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+  return ((toInt(ip) & mask) >>> 0) === ((toInt(m[1]) & mask) >>> 0);
+}
+
 export async function networkCreateCommand(args: string[], opts: NetworkCreateOptions, connect: Connect): Promise<void> {
   checkArgs(args, { command: 'network create', usage: '[OPTIONS] NETWORK', short: 'Create a network', min: 1, max: 1 });
   const subnets = opts.subnet ?? [];
@@ -105,6 +122,13 @@ export async function networkCreateCommand(args: string[], opts: NetworkCreateOp
   // docker pairs each gateway and range with the subnet that contains it; one subnet is what Berth takes.
   if ((gateways.length || ranges.length) && subnets.length === 0) throw new Error('every ip-range or gateway must have a corresponding subnet');
   if (gateways.length > subnets.length) throw new Error('cannot configure multiple gateways on the same subnet');
+  for (const gw of gateways) {
+    if (!subnets.some((sn) => inSubnet(gw, sn))) throw new Error(`no matching subnet for gateway ${gw}`);
+  }
+  for (const r of ranges) {
+    const base = r.split('/')[0];
+    if (!subnets.some((sn) => inSubnet(base, sn))) throw new Error(`no matching subnet for range ${r}`);
+  }
   const config = subnets.map((s, i) => ({
     Subnet: s, ...(gateways[i] ? { Gateway: gateways[i] } : {}), ...(ranges[i] ? { IPRange: ranges[i] } : {}),
     ...(opts.auxAddress?.length ? { AuxiliaryAddresses: keyValues(opts.auxAddress) } : {}),
@@ -163,7 +187,8 @@ export async function networkRmCommand(args: string[], opts: { force?: boolean }
       errors.push(errorMessage(e));
     }
   }
-  if (errors.length) throw new ExitError(1, errors.join('\n'));
+  // docker's rm ends a failure with its status line too.
+  if (errors.length) throw new ExitError(1, `${errors.join('\n')}\nexit status 1`);
 }
 
 export interface NetworkConnectOptions { alias?: string[]; ip?: string; ip6?: string; link?: string[]; linkLocalIp?: string[]; driverOpt?: string[] }

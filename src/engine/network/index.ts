@@ -40,6 +40,7 @@ import { createServer, isIPv4, isIP } from 'node:net';
 import { join } from 'node:path';
 import type { DaemonContext } from '../../api/context.ts';
 import type { ContainerAccess, ContainerRecord, DockerHostConfig, EndpointSettings, NetworkSettings, PortBinding, PortMap } from '../containers/types.ts';
+import { nowNano } from '../events.ts';
 import { FilterArgs } from '../filters.ts';
 import { checkDnsServer, renderHosts, renderResolvConf, writeInPlace, type HostsEntry } from './files.ts';
 import {
@@ -243,7 +244,7 @@ export class NetworkService {
   private ensurePredefined(): void {
     const byName = (n: string): StoredNetwork | undefined => [...this.networks.values()].find((x) => x.rec.Name === n);
     const base = (name: string, driver: string): NetworkRecord => ({
-      Name: name, Id: randomId(), Created: new Date().toISOString(), Scope: 'local', Driver: driver,
+      Name: name, Id: randomId(), Created: createdNow(), Scope: 'local', Driver: driver,
       EnableIPv4: true, EnableIPv6: false, IPAM: { Driver: 'default', Options: null, Config: [] }, Internal: false,
       Attachable: false, Ingress: false, ConfigFrom: { Network: '' }, ConfigOnly: false, Options: {}, Labels: {},
     });
@@ -394,7 +395,7 @@ export class NetworkService {
       const bridge = opts.Options?.['com.docker.network.bridge.name'] || this.names.bridgeFor(id);
       if (bridge.length > 15) throw new NetworkError('invalid', `bridge name ${bridge} is longer than 15 characters`);
       const rec: NetworkRecord = {
-        Name: name, Id: id, Created: new Date().toISOString(), Scope: 'local', Driver: 'bridge', EnableIPv4: true, EnableIPv6: false,
+        Name: name, Id: id, Created: createdNow(), Scope: 'local', Driver: 'bridge', EnableIPv4: true, EnableIPv6: false,
         IPAM: { Driver: 'default', Options: opts.IPAM?.Options ?? {}, Config: [ipam] },
         Internal: Boolean(opts.Internal), Attachable: Boolean(opts.Attachable), Ingress: false, ConfigFrom: { Network: '' }, ConfigOnly: false,
         Options: opts.Options ?? {}, Labels: opts.Labels ?? {},
@@ -1005,6 +1006,13 @@ export class NetworkService {
       Networks: networks,
     };
   }
+}
+
+/** RFC 3339 with nanoseconds, as docker's Created (Go prints trailing zeros trimmed). */
+function createdNow(): string {
+  const ns = nowNano();
+  const frac = (ns % 1_000_000_000n).toString().padStart(9, '0').replace(/0+$/, '');
+  return `${new Date(Number(ns / 1_000_000n)).toISOString().slice(0, 19)}${frac ? `.${frac}` : ''}Z`;
 }
 
 /** docker's field order (ConfigOnly, then Containers, then Options and Labels). */
