@@ -27,7 +27,7 @@
 // 3. memory: --memory (20) running containers per engine, one engine at a time; the RSS (VmRSS) and
 //    PSS (smaps_rollup, shared pages split between the processes that map them) of the per-container
 //    processes the engine leaves behind: berth-monitor (Berth), containerd-shim-runc-v2 (docker, ctr),
-//    conmon (podman); and how much the daemon's own RSS grew.
+//    conmon (podman); and the daemon's own RSS before and after (podman has none).
 // --trace: where the time of one `run --rm` goes, for berth, docker-berth and docker: three more
 //    (untimed) runs each with the client talking to its daemon through a logging proxy, which
 //    prints when each API request went out and when its answer came back, relative to the
@@ -419,7 +419,7 @@ try {
         const mem = procs.map((p) => memoryKiB(p.pid)).filter(Boolean);
         const after = daemonRss(e);
         const sum = (k) => mem.reduce((n, m) => n + m[k], 0);
-        results.memory.set(e.name, { n: memN, procs: procs.length, comm: [...new Set(procs.map((p) => p.comm))].join(','), rss: sum('rss'), pss: sum('pss'), daemonGrowth: before && after ? after - before : undefined });
+        results.memory.set(e.name, { n: memN, procs: procs.length, comm: [...new Set(procs.map((p) => p.comm))].join(','), rss: sum('rss'), pss: sum('pss'), daemonBefore: before, daemonAfter: after });
         log(`memory ${e.name}: ${procs.length} processes, RSS ${sum('rss')} KiB, PSS ${sum('pss')} KiB`);
         removeAll(e, live);
         live.length = 0;
@@ -546,7 +546,8 @@ try {
       if (r.error) { console.log(`${name.padEnd(14)} ${r.error}`); continue; }
       const per = (k) => (r[k] / r.n).toFixed(0);
       console.log(`${name.padEnd(14)} ${String(r.procs).padStart(3)} × ${r.comm.padEnd(16)} RSS ${String(r.rss).padStart(7)} (${per('rss').padStart(6)}/ctr)  PSS ${String(r.pss).padStart(7)} (${per('pss').padStart(6)}/ctr)` +
-        (r.daemonGrowth !== undefined ? `  daemon RSS +${r.daemonGrowth} (${(r.daemonGrowth / r.n).toFixed(0)}/ctr)` : ''));
+        // The daemon's RSS before and after (a garbage-collected daemon can shrink meanwhile).
+        (r.daemonBefore && r.daemonAfter ? `  daemon RSS ${(r.daemonBefore / 1024).toFixed(1)} → ${(r.daemonAfter / 1024).toFixed(1)} MiB` : ''));
     }
     const bmem = results.memory.get('berth');
     if (bmem && !bmem.error) {
