@@ -323,7 +323,7 @@ describe('sandboxes', () => {
       Dns: ['10.9.8.7'], DnsSearch: ['example.test'], DnsOptions: ['ndots:2'], ExtraHosts: ['gw:host-gateway'],
       PortBindings: { '5353/udp': [{ HostIp: '127.0.0.1', HostPort: String(p) }] },
     }, { domainname: 'corp.test' }));
-    assert.equal(readFileSync(s.resolvConfPath, 'utf8'), 'nameserver 10.9.8.7\nsearch example.test\noptions ndots:2\n');
+    assert.equal(readFileSync(s.resolvConfPath, 'utf8'), 'search example.test\nnameserver 10.9.8.7\noptions ndots:2\n');
     const hosts = readFileSync(s.hostsPath, 'utf8');
     assert.match(hosts, new RegExp(`^${gw!.replace(/\./g, '\\.')}\\tgw$`, 'm'));
     assert.match(hosts, new RegExp(`^${s.networkSettings.IPAddress!.replace(/\./g, '\\.')}\\tr10000000000\\.corp\\.test r10000000000$`, 'm'));

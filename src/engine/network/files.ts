@@ -10,8 +10,8 @@ export interface HostsEntry { ip: string; names: string[] }
 const HOSTS_BASE = [
   '127.0.0.1\tlocalhost',
   '::1\tlocalhost ip6-localhost ip6-loopback',
-  'fe00::\tip6-localnet',
-  'ff00::\tip6-mcastprefix',
+  'fe00::0\tip6-localnet',
+  'ff00::0\tip6-mcastprefix',
   'ff02::1\tip6-allnodes',
   'ff02::2\tip6-allrouters',
 ];
@@ -74,8 +74,9 @@ export function renderResolvConf(opts: ResolvOptions, hostNetwork: boolean): str
   if (servers.length === 0) servers = ['8.8.8.8', '8.8.4.4'];
   const search = opts.search?.length ? opts.search.filter((s) => s !== '.') : host.search;
   const options = opts.options?.length ? opts.options : host.options;
-  const lines = servers.map((s) => `nameserver ${s}`);
-  if (search.length) lines.push(`search ${search.join(' ')}`);
+  // dockerd's order: search, nameservers, options.
+  const lines = search.length ? [`search ${search.join(' ')}`] : [];
+  lines.push(...servers.map((s) => `nameserver ${s}`));
   if (options.length) lines.push(`options ${options.join(' ')}`);
   return `${lines.join('\n')}\n`;
 }
