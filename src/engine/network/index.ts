@@ -7,15 +7,16 @@
 //     straight in the daemon's namespace with `netns <pid>`), addresses and routes: ~6 ms;
 //   - one host `ip -batch -` (enslave to the bridge, hairpin, up): ~5 ms, beside
 //   - published ports only: one `iptables-restore --noflush` appending this sandbox's rules, ~5 ms;
-//   total prepare() 10-15 ms. A stop: unmount the namespace (~4 ms); the kernel frees it and its
+//   total prepare() ~9 ms median without ports (bench/network.mjs). A stop: unmount the namespace (~4 ms); the kernel frees it and its
 //   veths in the background (an explicit `ip link del` of a veth is ~25 ms of RCU waiting).
 //   Deleting port rules (~25 ms: iptables-nft reads the whole ruleset for a delete or a flush)
 //   runs after the stop has returned.
 // The CNI path execs bridge + host-local + portmap + loopback per container (Go binaries: each
-// takes 6-11 ms here just to start and answer CNI_COMMAND=VERSION, before any work; portmap then
-// runs iptables itself), plus a helper to make the namespace: several times this, and still
-// no name resolution between containers, docker's port-in-use errors or hot-plugged `network
-// connect`, which we would write anyway. Netlink in C would save the two iproute2 execs (a few
+// takes ~3 ms here just to start and answer CNI_COMMAND=VERSION, ~12 ms for the four before any
+// work; then their netlink work, host-local's file-locked IPAM, portmap's own iptables runs),
+// plus a helper to make the namespace: more than our whole prepare() (~9 ms without ports, see
+// bench/network.mjs), and it still gives no name resolution between containers, no docker
+// port-in-use errors and no hot-plugged `network connect`, which we would write anyway. Netlink in C would save the two iproute2 execs (a few
 // ms) for a second C helper to maintain; not worth it yet. All decisions are TypeScript here;
 // the commands only execute them.
 //
@@ -338,6 +339,11 @@ export class NetworkService {
   private inUse(n: StoredNetwork): boolean {
     if (this.store.attachedContainers(n.rec.Id).length) return true;
     return [...this.sandboxes.values()].some((s) => s.endpoints.some((e) => e.networkId === n.rec.Id));
+  }
+
+  /** Resolves when the work queued so far (e.g. port rules a stop left to delete) is done. */
+  settled(): Promise<void> {
+    return this.serial(async () => {});
   }
 
   /** The settings of a running container's sandbox (undefined when it has none). */
