@@ -94,7 +94,7 @@ before(async () => {
 });
 after(async () => {
   if (d) {
-    await d.docker(['rm', '-f', 'na', 'nb', 'nweb', 'nclash', 'nbase'], { timeoutMs: 60_000 }).catch(() => {});
+    await d.docker(['rm', '-f', 'na', 'nb', 'nweb', 'nclash', 'nbase', 'nkeep', 'nkeep2'], { timeoutMs: 60_000 }).catch(() => {});
     await d.cleanup();
   }
   await sweep();
@@ -205,6 +205,26 @@ describe('networks with containers', { skip }, () => {
       .catch(() => {});
     assert.equal(await ok(['run', '--rm', '--network', 'container:nbase', 'busybox', 'wget', '-q', '-O', '-', 'http://127.0.0.1/']), 'base\n');
     await ok(['rm', '-f', 'nbase']);
+  });
+
+  test('a published port and names keep working across a kill -9 of the daemon; the stop after it cleans up', async (t) => {
+    if (!haveContainers) { t.skip('the daemon has no container endpoints yet'); return; }
+    const net = `keep-${sfx}`;
+    await ok(['network', 'create', net]);
+    const port = await new Promise<number>((res) => { const srv = createServer(); srv.listen(0, '127.0.0.1', () => { const p = (srv.address() as { port: number }).port; srv.close(() => res(p)); }); });
+    await ok(['run', '-d', '--name', 'nkeep', '--network', net, '-p', `127.0.0.1:${port}:80`, 'busybox', 'sh', '-c', 'mkdir -p /www && echo kept > /www/index.html && exec httpd -f -p 80 -h /www']);
+    const get = async (): Promise<string> => (await sh('curl', ['-s', '-m', '2', `http://127.0.0.1:${port}/`])).stdout;
+    await eventually(async () => (await get()) === 'kept\n', 10_000);
+    await d.restart({ kill9: true });
+    assert.equal(await get(), 'kept\n', 'still published while the daemon was away and after');
+    const [n] = JSON.parse(await ok(['network', 'inspect', net]));
+    assert.deepEqual(Object.values(n.Containers as Record<string, { Name: string }>).map((c) => c.Name), ['nkeep']);
+    await ok(['run', '-d', '--name', 'nkeep2', '--network', net, 'busybox', 'sleep', '300']);
+    await eventually(async () => (await fetchIn('nkeep2', 'http://nkeep/')) === 'kept\n', 10_000).catch(() => {});
+    assert.equal(await fetchIn('nkeep2', 'http://nkeep/'), 'kept\n', 'a container started after the restart resolves the kept one');
+    await ok(['rm', '-f', 'nkeep', 'nkeep2']);
+    await eventually(async () => !(await sh('iptables-save', ['-t', 'nat'])).stdout.includes(`--dport ${port} `));
+    await ok(['network', 'rm', net]);
   });
 
   test('berth network create, inspect, rm and its errors', async () => {
