@@ -388,6 +388,16 @@ describe('sandboxes', () => {
     delete services.containers;
   });
 
+  test('--link on the default bridge; a host port range takes the first free port', async () => {
+    const base = await freePort();
+    const db1 = await svc.prepare(request('l1', 'db', { PortBindings: { '80/tcp': [{ HostIp: '127.0.0.1', HostPort: `${base}-${base + 5}` }] } }));
+    assert.equal(db1.networkSettings.Ports['80/tcp']![0].HostPort, String(base));
+    const app = await svc.prepare(request('l2', 'app', { Links: ['db:database'], PortBindings: { '80/tcp': [{ HostIp: '127.0.0.1', HostPort: `${base}-${base + 5}` }] } }));
+    assert.notEqual(app.networkSettings.Ports['80/tcp']![0].HostPort, String(base), 'the range skips the taken port');
+    assert.match(readFileSync(app.hostsPath, 'utf8'), new RegExp(`^${db1.networkSettings.IPAddress!.replace(/\./g, '\\.')}\\tdatabase db l10000000000$`, 'm'));
+    for (const id of ['l2', 'l1']) await svc.release(request(id, '', {}).containerId);
+  });
+
   test('a daemon restart keeps running sandboxes and IPAM; reconcile frees the stopped', async () => {
     const net = `n-${sfx}-a`;
     const f = await svc.prepare(request('f1', 'keep', { NetworkMode: net }));
