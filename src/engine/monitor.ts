@@ -12,7 +12,7 @@ export interface MonitorOptions {
   /** The monitor's directory (attach.sock, console.sock, exit); created 0700 if missing. Keep it
    * short: socket paths must fit in 107 bytes. */
   dir: string;
-  /** The json-file log; none when unset. */
+  /** The json-file log; none when unset. Its directory is created (0700) if missing. */
   logPath?: string;
   /** Bytes; 0 or unset: unlimited. */
   logMaxSize?: number;
@@ -81,6 +81,7 @@ export function monitorLauncher(opts: MonitorOptions): { launch: StageLauncher; 
     let child: ChildProcess;
     try {
       mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
+      if (opts.logPath) mkdirSync(dirname(opts.logPath), { recursive: true, mode: 0o700 });
       child = spawn(monitorPath(), [...monitorArgs(opts), '--', stage, String(syncFd)], { stdio, detached: true, env: {} });
     } catch (err) {
       rejectReady(err as Error);
