@@ -410,6 +410,11 @@ describe('sandboxes', () => {
     await again.release(request('h1', '', {}).containerId);
     await again.release(request('f1', '', {}).containerId);
     svc = again;
+    // A veth left behind (its namespace was held when the daemon went away) goes at the next reconcile.
+    const stale = svc.names.veth();
+    assert.equal((await run('ip', ['link', 'add', stale, 'type', 'veth', 'peer', 'name', `${prefix}xp`])).code, 0);
+    await svc.reconcile(new Set());
+    assert.ok(!existsSync(`/sys/class/net/${stale}`), 'stale veth removed');
   });
 
   test('removing the networks and stopping leaves no bridge, veth or rule with this suffix', async () => {

@@ -46,12 +46,20 @@ export class HostNames {
   /** A user network's bridge: prefix, "b", then as much of the network id as fits in 15 characters. */
   bridgeFor(networkId: string): string { return `${this.prefix}b${networkId.slice(0, 15 - this.prefix.length - 1)}`; }
   /** A fresh host-side veth name that no interface has now. */
+  private get vethHexLength(): number { return Math.min(15 - this.prefix.length - 1, 8); }
   veth(): string {
-    const n = 15 - this.prefix.length - 1;
     for (;;) {
-      const name = `${this.prefix}v${randomBytes(4).toString('hex').slice(0, Math.min(n, 8))}`;
+      const name = `${this.prefix}v${randomBytes(4).toString('hex').slice(0, this.vethHexLength)}`;
       if (!linkExists(name)) return name;
     }
+  }
+  /**
+   * Whether an interface name is one of this daemon's veths. Exact: another daemon's suffix that
+   * starts with ours puts its own kind letter where ours has hex digits, or has another length.
+   */
+  isOwnVeth(name: string): boolean {
+    return name.length === this.prefix.length + 1 + this.vethHexLength && name.startsWith(`${this.prefix}v`)
+      && /^[0-9a-f]+$/.test(name.slice(this.prefix.length + 1));
   }
   chain(kind: 'nat' | 'post' | 'fwd' | 'iso1' | 'iso2'): string { return `${this.prefix}-${kind}`; }
   get chains(): string[] { return (['nat', 'post', 'fwd', 'iso1', 'iso2'] as const).map((k) => this.chain(k)); }

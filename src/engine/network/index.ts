@@ -36,9 +36,9 @@
 // place (the bind mount pins the inode) whenever an endpoint joins or leaves; no DNS server.
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { createServer, isIPv4, isIP } from 'node:net';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { DaemonContext } from '../../api/context.ts';
 import type { ContainerAccess, ContainerRecord, DockerHostConfig, EndpointSettings, NetworkSettings, PortBinding, PortMap } from '../containers/types.ts';
 import { nowNano } from '../events.ts';
@@ -847,6 +847,14 @@ export class NetworkService {
       let files: string[] = [];
       try { files = readdirSync(dir); } catch { /* none made yet */ }
       for (const f of files) if (!this.sandboxes.has(f)) await removeNetns(join(dir, f)).catch(() => {});
+      // Veths whose namespace a process still held when the daemon stopped (see releaseNamespace).
+      const live = new Set([...this.sandboxes.values()].flatMap((x) => x.endpoints.map((e) => e.hostVeth)));
+      let links: string[] = [];
+      try { links = readdirSync('/sys/class/net'); } catch { /* no sysfs */ }
+      const ours = this.ownBridges();
+      const masterOf = (l: string): string | undefined => { try { return basename(readlinkSync(`/sys/class/net/${l}/master`)); } catch { return undefined; } };
+      const stale = links.filter((l) => this.names.isOwnVeth(l) && !live.has(l) && (masterOf(l) === undefined || ours.has(masterOf(l)!)));
+      if (stale.length) await ipBatchIn(undefined, stale.map((l) => `link del ${l}`), true).catch(() => {});
       if (this.sandboxes.size || [...this.networks.values()].some((n) => n.bridge && linkExists(n.bridge))) {
         for (const n of this.networks.values()) {
           if (n.bridge && !n.predefined && !linkExists(n.bridge)) await this.bridgeUp(n).catch((e) => this.daemon.log.warn('bridge not restored', { network: n.rec.Name, error: (e as Error).message }));
