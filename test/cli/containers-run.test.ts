@@ -4,15 +4,17 @@
 // logs (-t, --tail, --since), exec, attach, stop, kill -s, wait, rm -f, and signal proxying.
 // Each CLI works on its own containers (names prefixed "d-" / "b-"), so both see the same states.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { DOCKER_BIN, PrivateDockerd, privateDockerdSkip } from '../helpers/private-dockerd.ts';
 import { buildBusyboxLayout, pushLayout, tempLayoutDir } from '../helpers/images.ts';
-import { startRegistry } from '../helpers/registry.ts';
+import { REGISTRY_BIN, startRegistry } from '../helpers/registry.ts';
 
 const skip = privateDockerdSkip();
+const haveBin = (bin: string): boolean => spawnSync('sh', ['-c', `command -v ${bin}`]).status === 0;
+const skipPull = skip || (!haveBin(REGISTRY_BIN) || !haveBin('skopeo') ? 'no docker-registry or skopeo for a local registry' : false);
 const REPO = join(import.meta.dirname, '../..');
 const BERTH = join(REPO, 'src/cli/berth.ts');
 
@@ -207,7 +209,7 @@ test('create + start -a; start -ai; attach; signal proxying', { skip, timeout: 3
     { signal: 'SIGTERM', signalAfterMs: 4000 });
 });
 
-test('run pulls a missing image ("Unable to find image … locally", progress on stderr); --pull always/never; -q', { skip, timeout: 300_000 }, async () => {
+test('run pulls a missing image ("Unable to find image … locally", progress on stderr); --pull always/never; -q', { skip: skipPull, timeout: 300_000 }, async () => {
   const reg = await startRegistry();
   const layout = buildBusyboxLayout(tempLayoutDir());
   try {
