@@ -64,8 +64,8 @@ test('berth CLI against berth daemon: run, -i, exit statuses, errors', { skip, t
 test('berth CLI against berth daemon: run -d, logs, exec, kill, stop, wait, rm, create + start -a', { skip, timeout: 300_000 }, async () => {
   for (const c of ['docker', 'berth'] as Cli[]) {
     const r = c === 'docker'
-      ? await d.docker(['run', '-d', '--name', `${pfx(c)}bg`, 'busybox', 'sh', '-c', 'trap "exit 7" USR1; echo one; echo two >&2; while true; do sleep 0.1; done'])
-      : await d.berth(['run', '-d', '--name', `${pfx(c)}bg`, 'busybox', 'sh', '-c', 'trap "exit 7" USR1; echo one; echo two >&2; while true; do sleep 0.1; done']);
+      ? await d.docker(['run', '-d', '--name', `${pfx(c)}bg`, 'busybox', 'sh', '-c', 'trap "exit 7" USR1; echo one; sleep 0.2; echo two >&2; while true; do sleep 0.1; done'])
+      : await d.berth(['run', '-d', '--name', `${pfx(c)}bg`, 'busybox', 'sh', '-c', 'trap "exit 7" USR1; echo one; sleep 0.2; echo two >&2; while true; do sleep 0.1; done']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^[0-9a-f]{64}\n$/);
   }

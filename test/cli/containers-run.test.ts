@@ -117,7 +117,7 @@ test('run: errors and their exit statuses (125, 126, 127)', { skip, timeout: 300
 test('run -d prints the id; logs with -t, --tail, --since; exec; stop; wait; rm', { skip, timeout: 300_000 }, async () => {
   const ids: Record<Cli, string> = { docker: '', berth: '' };
   for (const c of CLIS) {
-    const r = await cli(c, ['run', '-d', '--name', `${pfx(c)}logs`, 'busybox', 'sh', '-c', 'echo one; echo two >&2; echo three; sleep 1000']);
+    const r = await cli(c, ['run', '-d', '--name', `${pfx(c)}logs`, 'busybox', 'sh', '-c', 'echo one; sleep 0.2; echo two >&2; sleep 0.2; echo three; sleep 1000']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^[0-9a-f]{64}\n$/);
     ids[c] = r.stdout.trim();

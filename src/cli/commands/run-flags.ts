@@ -618,13 +618,16 @@ function parseDevice(device: string): { PathOnHost: string; PathInContainer: str
     if (!validDeviceMode(split[2])) throw new ContainerFlagError(`bad mode specified: ${split[2]}`);
   }
   if (!containerPath.startsWith('/')) throw new ContainerFlagError(`${containerPath} is not an absolute path`);
+  // SRC[:DST][:PERMS], where a lone second part that reads as permissions ("rw") is PERMS
   const arr = val.split(':');
-  let src = arr[0]; let dst = ''; let perms = 'rwm';
-  if (arr.length === 3) { perms = arr[2]; }
-  if (arr.length >= 2) { if (validDeviceMode(arr[1])) perms = arr[1]; else dst = arr[1]; }
-  if (arr.length === 3 && !validDeviceMode(arr[1])) perms = arr[2];
-  src = arr[0];
-  return { PathOnHost: src, PathInContainer: dst || src, CgroupPermissions: perms };
+  let dst = '';
+  let perms = 'rwm';
+  if (arr.length === 3) perms = arr[2];
+  if (arr.length >= 2) {
+    if (validDeviceMode(arr[1])) perms = arr[1];
+    else dst = arr[1];
+  }
+  return { PathOnHost: arr[0], PathInContainer: dst || arr[0], CgroupPermissions: perms };
 }
 
 // ---- volumes (-v) ---------------------------------------------------------------------------
@@ -763,7 +766,7 @@ export function parseRunArgs(command: 'run' | 'create', parsed: ParsedFlags, ctx
   for (const v of f.list('volume')) {
     const c = classifyVolume(v);
     if (c.bind !== undefined) {
-      if (!binds.includes(c.bind) || true) binds.push(c.bind);
+      binds.push(c.bind);
       delete volumes[v];
     }
   }
