@@ -95,7 +95,7 @@ test('run -i with stdin piped; -t and -it through a pty', { skip, timeout: 300_0
   // stdin not attached: EOF at once for the container
   await same(() => ['run', '--rm', 'busybox', 'cat'], { input: 'ignored\n' });
   await same(() => ['run', '--rm', '-t', 'busybox', 'sh', '-c', 'tty; echo $TERM; exit 6'], { pty: true });
-  await same(() => ['run', '--rm', '-it', 'busybox', 'sh'], { pty: true, input: 'echo hi-$((1+2))\nexit 5\n', inputDelayMs: 1500 });
+  await same(() => ['run', '--rm', '-it', 'busybox', 'sh'], { pty: true, input: 'echo hi-$((1+2))\nexit 5\n', inputDelayMs: 3000 });
   // the terminal's size, and its change (the kernel's SIGWINCH → POST /containers/{id}/resize)
   const [r] = await same(() => ['run', '--rm', '-it', 'busybox', 'sh', '-c', 'sleep 1; stty size; sleep 6; stty size'],
     { pty: true, ptyPrefix: 'stty rows 30 cols 100; (sleep 5; stty rows 40 cols 120 </dev/tty) & ' });
@@ -206,7 +206,7 @@ test('create + start -a; start -ai; attach; signal proxying', { skip, timeout: 3
 
   // the CLI's SIGTERM reaches the container, whose exit status becomes the CLI's
   await same((c) => ['run', '--rm', '--name', `${pfx(c)}sig`, 'busybox', 'sh', '-c', 'trap "echo term; exit 9" TERM; while true; do sleep 0.1; done'],
-    { signal: 'SIGTERM', signalAfterMs: 4000 });
+    { signal: 'SIGTERM', signalAfterMs: 6000 });
 });
 
 test('run pulls a missing image ("Unable to find image … locally", progress on stderr); --pull always/never; -q', { skip: skipPull, timeout: 300_000 }, async () => {
@@ -242,8 +242,8 @@ test('run pulls a missing image ("Unable to find image … locally", progress on
 });
 
 test('detach keys (ctrl-p ctrl-q, --detach-keys) leave the container running; logs -f follows to the end; --cidfile', { skip, timeout: 300_000 }, async () => {
-  await same((c) => ['run', '-it', '--name', `${pfx(c)}det`, 'busybox', 'cat'], { pty: true, input: 'abc\x10\x11', inputDelayMs: 2500 });
-  await same((c) => ['run', '-it', '--detach-keys', 'ctrl-x,x', '--name', `${pfx(c)}det2`, 'busybox', 'cat'], { pty: true, input: '\x18x', inputDelayMs: 2500 });
+  await same((c) => ['run', '-it', '--name', `${pfx(c)}det`, 'busybox', 'cat'], { pty: true, input: 'abc\x10\x11', inputDelayMs: 4000 });
+  await same((c) => ['run', '-it', '--detach-keys', 'ctrl-x,x', '--name', `${pfx(c)}det2`, 'busybox', 'cat'], { pty: true, input: '\x18x', inputDelayMs: 4000 });
   for (const c of CLIS) {
     for (const n of ['det', 'det2']) assert.equal(d.docker(['inspect', '-f', '{{.State.Running}}', `${pfx(c)}${n}`]).stdout, 'true\n', `${c}: ${n} still running`);
   }
