@@ -4,7 +4,8 @@
 //
 //   sudo node bench/containers.mjs [--runs 10] [--burst 100] [--memory 20] [--concurrency 8]
 //        [--engines berth,docker-berth,docker,podman-runc,podman-crun,ctr,crun]
-//        [--skip latency,burst,api,memory] [--cache /var/tmp/berth-bench] [--tmp /var/tmp] [--trace] [--verbose]
+//        [--skip latency,burst,api,memory] [--network none|bridge] [--cache /var/tmp/berth-bench] [--tmp /var/tmp]
+//        [--trace] [--verbose]
 //
 // 1. latency: `run --rm busybox true`, end to end (the client's own start-up included), median of
 //    --runs interleaved rounds (the order rotates each round), after one untimed warm-up each:
@@ -19,7 +20,9 @@
 //                    engine and no client
 //    Every engine runs with no network (`--network none`; ctr and crun give the container a fresh
 //    network namespace with only lo, which is the same), so the numbers compare the engines, not
-//    their bridge set-up.
+//    their bridge set-up. --network bridge: berth, docker-berth and docker use their default
+//    bridge network instead (dockerd then with its bridge, iptables and ip-forward on, inside the
+//    bench's network namespace); podman, ctr and crun stay without one.
 // 2. burst: --burst (100) containers `run -d busybox sleep 1000` one after another through each CLI
 //    (berth, docker-berth, docker, podman with crun), containers/second; then all removed with one
 //    `rm -f` (also timed). api: the same through the Engine API directly, --concurrency requests
@@ -67,6 +70,7 @@ const { values: args } = parseArgs({
     skip: { type: 'string', default: '' },
     cache: { type: 'string', default: '/var/tmp/berth-bench' },
     tmp: { type: 'string', default: '/var/tmp' },
+    network: { type: 'string', default: 'none' },
     trace: { type: 'boolean', default: false },
     verbose: { type: 'boolean', default: false },
   },
@@ -79,6 +83,8 @@ const wanted = args.engines.split(',').map((s) => s.trim()).filter(Boolean);
 for (const e of wanted) if (!ALL.includes(e)) throw new Error(`unknown engine ${e} (known: ${ALL.join(', ')})`);
 const skip = new Set(args.skip.split(',').map((s) => s.trim()).filter(Boolean));
 for (const s of skip) if (!PHASES.includes(s)) throw new Error(`unknown phase ${s} (known: ${PHASES.join(', ')})`);
+if (!['none', 'bridge'].includes(args.network)) throw new Error('--network takes none or bridge');
+const netArgs = args.network === 'none' ? ['--network', 'none'] : [];
 for (const [k, v] of [['runs', runs], ['burst', burstN], ['memory', memN], ['concurrency', concurrency]]) if (!(v >= 1)) throw new Error(`--${k} takes a positive number`);
 if (process.getuid() !== 0) throw new Error('run as root (the peers need it)');
 
@@ -142,10 +148,10 @@ try {
   const dockerEnv = (sock) => ({ ...baseEnv, DOCKER_HOST: `unix://${sock}`, DOCKER_CONFIG: join(work, 'docker-cli') });
   const berthCli = (a) => [process.execPath, berthBin, '-H', `unix://${berthSock}`, ...a];
   // A docker-CLI-compatible engine: cli(a) is argv, env its environment.
-  const dockerLike = (cli, env, extra = {}) => ({
+  const dockerLike = (cli, env, extra = {}, net = netArgs) => ({
     cli, env,
-    runRm: () => cli(['run', '--rm', '--network', 'none', 'busybox', 'true']),
-    runD: () => cli(['run', '-d', '--network', 'none', 'busybox', 'sleep', '1000']),
+    runRm: () => cli(['run', '--rm', ...net, 'busybox', 'true']),
+    runD: () => cli(['run', '-d', ...net, 'busybox', 'sleep', '1000']),
     rmF: (ids) => cli(['rm', '-f', ...ids]),
     ...extra,
   });
@@ -183,7 +189,7 @@ try {
     docker: {
       tool: 'dockerd',
       async setup() {
-        dockerd = await startDockerd(daemons, D, baseEnv);
+        dockerd = await startDockerd(daemons, D, baseEnv, args.network === 'bridge' ? { bridge: undefined, iptables: true, 'ip-masq': true, 'ip-forward': true } : {});
         Object.assign(this, dockerLike((a) => [dockerCli, ...a], dockerEnv(dockerd.sock)));
         sh(dockerCli, ['load', '-q', '-i', archive], { env: this.env });
         this.version = sh(dockerCli, ['version', '-f', '{{.Server.Version}}'], { env: this.env }).stdout.trim();
@@ -202,7 +208,7 @@ try {
         }
         // rm -f -t 0: docker's rm -f kills at once; podman's first waits the stop timeout (10 s).
         Object.assign(this, dockerLike((a) => ['podman', ...podman.args, '--runtime', 'runc', ...a], podman.env,
-          { rmF: (ids) => ['podman', ...podman.args, 'rm', '-f', '-t', '0', ...ids] }));
+          { rmF: (ids) => ['podman', ...podman.args, 'rm', '-f', '-t', '0', ...ids] }, ['--network', 'none']));
         this.version = sh('podman', ['version', '-f', '{{.Client.Version}}'], { env: podman.env }).stdout.trim();
         this.monitor = (p) => p.comm === 'conmon' && p.cmdline.some((a) => a.startsWith(P));
       },
@@ -211,7 +217,7 @@ try {
       tool: 'podman',
       async setup() {
         await ENGINES['podman-runc'].setup.call(this);
-        Object.assign(this, dockerLike((a) => ['podman', ...podman.args, '--runtime', 'crun', ...a], podman.env, { rmF: this.rmF }));
+        Object.assign(this, dockerLike((a) => ['podman', ...podman.args, '--runtime', 'crun', ...a], podman.env, { rmF: this.rmF }, ['--network', 'none']));
       },
     },
     ctr: {
@@ -373,7 +379,7 @@ try {
         await Promise.all(Array.from({ length: concurrency }, async () => {
           while (next < burstN) {
             next++;
-            const c = await api('POST', '/containers/create', { Image: 'busybox', Cmd: ['sleep', '1000'], HostConfig: { NetworkMode: 'none' } });
+            const c = await api('POST', '/containers/create', { Image: 'busybox', Cmd: ['sleep', '1000'], HostConfig: args.network === 'none' ? { NetworkMode: 'none' } : {} });
             if (c.status !== 201) throw new Error(`create: HTTP ${c.status} ${c.body.slice(0, 300)}`);
             const { Id } = JSON.parse(c.body);
             ids.push(Id);
@@ -471,6 +477,8 @@ try {
     const runAsync = ([cmd, ...a], env) => new Promise((resolve) => {
       const t0 = performance.now();
       const ch = spawn(cmd, a, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+      const timer = setTimeout(() => ch.kill('SIGKILL'), 60_000);
+      ch.on('close', () => clearTimeout(timer));
       let err = '';
       ch.stderr.on('data', (c) => { err += c; });
       ch.on('close', (code) => resolve({ ms: performance.now() - t0, code, err }));
@@ -483,8 +491,8 @@ try {
       const psock = join(work, `trace-${e.name}.sock`);
       const proxy = await tracingProxy(e.sock, psock);
       const viaProxy = e.name === 'berth'
-        ? { argv: [process.execPath, berthBin, '-H', `unix://${psock}`, 'run', '--rm', '--network', 'none', 'busybox', 'true'], env: e.env }
-        : { argv: [dockerCli, 'run', '--rm', '--network', 'none', 'busybox', 'true'], env: { ...e.env, DOCKER_HOST: `unix://${psock}` } };
+        ? { argv: [process.execPath, berthBin, '-H', `unix://${psock}`, 'run', '--rm', ...netArgs, 'busybox', 'true'], env: e.env }
+        : { argv: [dockerCli, 'run', '--rm', ...netArgs, 'busybox', 'true'], env: { ...e.env, DOCKER_HOST: `unix://${psock}` } };
       let last;
       for (let k = 0; k < 3; k++) {
         const logAt = e.daemon ? statSync(e.daemon.logFile).size : 0;
@@ -515,7 +523,7 @@ try {
   };
   const lat = results.latency;
   if (lat.size) {
-    console.log(`\n1. run --rm busybox true, end to end: ${runs} interleaved rounds; ms, median [p10–p90]; ×: engine ÷ berth`);
+    console.log(`\n1. run --rm${args.network === 'none' ? ' --network none' : ' (berth, docker: default bridge network)'} busybox true, end to end: ${runs} interleaved rounds; ms, median [p10–p90]; ×: engine ÷ berth`);
     const bm = lat.has('berth') ? median(lat.get('berth')) : undefined;
     for (const [name, xs] of lat) {
       const ratio = bm && name !== 'berth' ? `×${(median(xs) / bm).toFixed(2)}` : '';
