@@ -247,3 +247,13 @@ test('config.json proxies reach the container env as docker sends them (-e wins)
     rmSync(join(dir, 'cfg'), { recursive: true, force: true });
   }
 });
+
+test('--help of every lifecycle command prints its usage without contacting a daemon', { timeout: 300_000 }, async () => {
+  const cmds = ['run', 'create', 'start', 'attach', 'exec', 'logs', 'wait', 'stop', 'kill', 'restart', 'rm'];
+  for (const c of cmds) {
+    // an unreachable host: any connection attempt would fail the command
+    const r = await run(process.execPath, ['--import', 'tsx', BERTH, '-H', 'unix:///nonexistent/berth.sock', 'container', c, '--help'], REPO);
+    assert.equal(r.code, 0, `${c} --help: ${r.stderr}`);
+    assert.match(r.stdout, new RegExp(`^\\nUsage:  berth container ${c} `), c);
+  }
+});

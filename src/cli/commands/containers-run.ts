@@ -271,8 +271,8 @@ async function clientAndVersion(connect: Connect): Promise<EngineClient> {
 }
 
 export async function createCommand(argv: string[], connect: Connect, path = 'create'): Promise<void> {
-  // Usage errors first: they need no daemon.
-  preParse('create', path, argv);
+  // Usage errors and --help first: they need no daemon (and must not start one).
+  if (!preParse('create', path, argv)) return;
   const client = await clientAndVersion(connect);
   const opts = parseRun('create', path, argv, client.version, await configProxies(client.host));
   if (!opts) return;
@@ -280,7 +280,7 @@ export async function createCommand(argv: string[], connect: Connect, path = 'cr
   writeStdout(`${id}\n`);
 }
 
-/** Flag syntax and argument count, checked without a daemon (docker reports them before connecting). */
+/** Flag syntax and argument count, checked without a daemon (docker reports them before connecting); false when --help was printed. */
 function preParse(command: 'run' | 'create', path: string, argv: string[]): boolean {
   const set = containerFlagSet(command);
   const spec: Spec = { name: command, usage: RUN_USAGE, short: '', flags: set.defs, interspersed: false, min: 1 };
@@ -291,21 +291,24 @@ function preParse(command: 'run' | 'create', path: string, argv: string[]): bool
     if (e instanceof FlagError) throw flagError(path, RUN_USAGE, e.message);
     throw e;
   }
-  if (parsed.help) return false;
+  if (parsed.help) {
+    spec.short = command === 'run' ? 'Create and run a new container from an image' : 'Create a new container';
+    writeStdout(helpText(path, spec, set));
+    return false;
+  }
   const err = argsError(path, spec, parsed.args.length);
   if (err) throw err;
   return true;
 }
 
 export async function runCommand(argv: string[], connect: Connect, path = 'run'): Promise<void> {
-  if (preParse('run', path, argv)) {
-    // pull option and flag semantics are usage errors (125) that need no daemon either
-    try {
-      parseRunArgs('run', containerFlagSet('run').parse(argv), { apiVersion: '1.47', consoleSize: [0, 0] });
-    } catch (e) {
-      if (e instanceof ContainerFlagError) throw new ExitError(125, `berth: ${e.message}\n\nRun 'berth run --help' for more information`);
-      throw e;
-    }
+  if (!preParse('run', path, argv)) return;
+  // pull option and flag semantics are usage errors (125) that need no daemon either
+  try {
+    parseRunArgs('run', containerFlagSet('run').parse(argv), { apiVersion: '1.47', consoleSize: [0, 0] });
+  } catch (e) {
+    if (e instanceof ContainerFlagError) throw new ExitError(125, `berth: ${e.message}\n\nRun 'berth run --help' for more information`);
+    throw e;
   }
   const client = await clientAndVersion(connect);
   const opts = parseRun('run', path, argv, client.version, await configProxies(client.host));
