@@ -202,6 +202,13 @@ test('create + start -a; start -ai; attach; signal proxying', { skip, timeout: 3
     assert.equal(r.code, 0, r.stderr);
   }
   await same((c) => ['attach', '--no-stdin', `${pfx(c)}late`]);
+  // a tty container, attached through a pty: typed input, its echo, the exit status
+  for (const c of CLIS) {
+    const r = await cli(c, ['run', '-dit', '--name', `${pfx(c)}ttyatt`, 'busybox', 'sh', '-c', 'read x; echo got $x; exit 3']);
+    assert.equal(r.code, 0, r.stderr);
+  }
+  await same((c) => ['attach', `${pfx(c)}ttyatt`], { pty: true, input: 'typed\r', inputDelayMs: 3000 });
+  await same((c) => ['rm', '-f', `${pfx(c)}ttyatt`]);
   await same((c) => ['rm', '-f', `${pfx(c)}att`, `${pfx(c)}cat`, `${pfx(c)}late`]);
 
   // the CLI's SIGTERM reaches the container, whose exit status becomes the CLI's

@@ -475,7 +475,13 @@ export async function attachCommand(argv: string[], connect: Connect, path = 'at
   try {
     const h = await hijack(client, `${cpath(id)}/attach`, { query: { stream: 1, stdin: stdin ? 1 : undefined, stdout: 1, stderr: 1, detachKeys } });
     await checkAttachable(client, id);
-    const stopResize = tty && process.stdout.isTTY ? monitorTtySize(client, c.Id, false) : () => {};
+    let stopResize = (): void => {};
+    if (tty && process.stdout.isTTY) {
+      // As docker: a size one larger first, so the program sees a change (SIGWINCH) and redraws
+      // when the real size follows.
+      await post(client, `${cpath(c.Id)}/resize`, { h: (process.stdout.rows ?? 0) + 1, w: (process.stdout.columns ?? 0) + 1 }).catch(() => {});
+      stopResize = monitorTtySize(client, c.Id, false);
+    }
     try {
       const how = await streamHijacked(h, { tty, stdin, stdout: true, stderr: true, detachKeys });
       if (how === 'detached') return;
