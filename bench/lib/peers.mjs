@@ -47,9 +47,14 @@ export function enterPrivateNamespaces(marker, { net = false, dropCgroup2 = fals
   if (process.env[marker]) return;
   const pre = [];
   if (dropCgroup2 && existsSync('/sys/fs/cgroup/unified')) pre.push('umount -n /sys/fs/cgroup/unified 2>/dev/null || true');
-  if (net) pre.push('ip link set lo up');
+  // sysfs shows the network devices of the namespace that mounted it, so /sys/class/net would
+  // still list the host's links (a daemon that checks for its bridge there would find the host's):
+  // a sysfs mounted inside the new namespace is bound over the two net directories.
+  if (net) pre.push('ip link set lo up', 't=$(mktemp -d)', 'mount -n -t sysfs sysfs "$t"',
+    'mount -n --bind "$t/class/net" /sys/class/net', 'mount -n --bind "$t/devices/virtual/net" /sys/devices/virtual/net',
+    'umount -n -l "$t"', 'rmdir "$t"');
   const r = spawnSync('unshare', ['--mount', ...(net ? ['--net'] : []), '--propagation', 'private', 'sh', '-c',
-    `${pre.join('; ')}${pre.length ? '; ' : ''}exec "$0" "$@"`, process.execPath, ...process.argv.slice(1)],
+    `${pre.map((c) => `${c} || exit 1`).join('; ')}${pre.length ? '; ' : ''}exec "$0" "$@"`, process.execPath, ...process.argv.slice(1)],
   { stdio: 'inherit', env: { ...process.env, [marker]: '1' } });
   process.exit(r.status ?? 1);
 }
