@@ -111,8 +111,10 @@ process.stderr.on('error', () => {});
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => { log(`${sig}: cleaning up`); cleanup().finally(() => process.exit(130)); });
 const watchedBefore = new Set(WATCHED.filter((p) => existsSync(p)));
 
-/** Runs argv; resolves { ms, status, stdout, stderr }. */
-// SIGKILL on time-out: `run` clients forward SIGTERM to the container (sig-proxy) and stay.
+/**
+ * Runs argv to completion; returns { ms, status, stdout, stderr }. SIGKILL on time-out: `run`
+ * clients forward SIGTERM to the container (sig-proxy) and stay.
+ */
 function timed([cmd, ...a], env, timeoutMs = 120_000) {
   const t0 = performance.now();
   const r = spawnSync(cmd, a, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 26, timeout: timeoutMs, killSignal: 'SIGKILL' });
@@ -254,8 +256,8 @@ try {
         let n = 0;
         this.env = baseEnv;
         this.runRm = () => ['crun', '--root', join(R, 'state'), 'run', '--bundle', bundle, `bench-${n++}`];
-        // crun keeps nothing after a foreground run of a container that exited; a left-over would
-        // make the next run's id clash, so this checks (untimed).
+        // A foreground `crun run` deletes the container when it exits (so this is the whole
+        // life cycle, like `run --rm`); the delete after it is a safety net, untimed.
         this.after = (argv) => spawnSync('crun', ['--root', join(R, 'state'), 'delete', '--force', argv[argv.length - 1]], { stdio: 'ignore' });
         this.version = sh('crun', ['--version']).stdout.split('\n')[0].replace('crun version ', '');
       },
