@@ -346,7 +346,7 @@ try {
       try {
         const s = startDetached(e, burstN);
         live.push(...s.ids);
-        const running = countRunning(e);
+        const running = await countRunning(e);
         const rmMs = removeAll(e, live);
         live.length = 0;
         results.burst.set(e.name, { n: burstN, ms: s.ms, rmMs, running });
@@ -362,8 +362,12 @@ try {
     }
   }
 
-  /** How many of the engine's containers are running (ps -q), or undefined. */
-  function countRunning(e) {
+  /** How many of the engine's containers are running (the API's list, else `ps -q`), or undefined. */
+  async function countRunning(e) {
+    if (e.sock) {
+      const r = await http({ socketPath: e.sock, path: '/v1.41/containers/json' }).catch(() => undefined);
+      return r?.status === 200 ? JSON.parse(r.body).length : undefined;
+    }
     if (!e.cli) return undefined;
     const r = timed(e.cli(['ps', '-q']), e.env);
     return r.status === 0 ? r.stdout.trim().split('\n').filter(Boolean).length : undefined;
@@ -390,7 +394,7 @@ try {
           }
         }));
         const ms = performance.now() - t0;
-        const running = countRunning(e);
+        const running = await countRunning(e);
         const t1 = performance.now();
         await Promise.all(Array.from({ length: concurrency }, async () => {
           while (ids.length) {
