@@ -11,6 +11,7 @@ import { connectClient, HostError, type GlobalOptions } from './connect.ts';
 import { diskUsageCommand, eventsCommand, ExitError, infoCommand, versionCommand } from './commands/system.ts';
 import { TemplateError } from './format/template.ts';
 import { registerImageCommands } from './commands/register-images.ts';
+import { registerContainerManageCommands } from './commands/register-containers-manage.ts';
 import { registerNetworkCommands } from './commands/networks.ts';
 import { rewriteHistoryHuman } from './commands/images.ts';
 import { protectRawArgs, registerContainerRunCommands } from './commands/containers-run.ts';
@@ -104,6 +105,7 @@ export function buildProgram(): Command {
     .option('--format <template>', 'format the output using a Go template (or "json")')
     .action((opts: { format?: string }) => diskUsageCommand(opts, connect));
   registerImageCommands(program, system, connect);
+  registerContainerManageCommands(program, connect);
   registerNetworkCommands(program, connect);
   registerVolumeCommands(program, connect);
   registerContainerRunCommands(program, connect);

@@ -581,7 +581,20 @@ class Executor {
       return fn(...args);
     }
     if (rest.length > 0 || piped) {
-      // Only functions (and methods, which Berth does not model with arguments) take arguments.
+      // A method with arguments ({{.Label "com.example.x"}}): the last field names a function
+      // on the value before it, called with the arguments (a piped value last, as Go does).
+      if ((head.k === 'field' || head.k === 'var') && head.path.length > 0) {
+        const base = head.k === 'field' ? dot : this.lookupVar(head.name, scope);
+        const recv = this.walk(base, head.path.slice(0, -1), this.describe(head));
+        const name = head.path[head.path.length - 1];
+        const m = recv !== null && typeof recv === 'object' ? (recv as Record<string, unknown>)[name] : undefined;
+        if (typeof m === 'function') {
+          const args = rest.map((a) => this.arg(a, dot, scope));
+          if (piped) args.push(piped.v);
+          return (m as Fn).apply(recv, args);
+        }
+      }
+      // Only functions and methods take arguments.
       throw new TemplateError(`can't give argument to non-function ${this.describe(head)}`);
     }
     return this.arg(head, dot, scope);
