@@ -621,6 +621,14 @@ static void receive_master(void)
 				master_fd = fds[i];
 				master_ever = true;
 				set_nonblock(master_fd);
+				/* The stage clears ONLCR (runc's console, for the runtime CLI's own
+				 * terminal handling); a container engine's tty translates "\n" to
+				 * "\r\n", as docker's and podman's do. */
+				struct termios tio;
+				if (tcgetattr(master_fd, &tio) == 0) {
+					tio.c_oflag |= ONLCR | OPOST;
+					tcsetattr(master_fd, TCSANOW, &tio);
+				}
 				if (want_rows || want_cols)
 					set_winsize(want_rows, want_cols);
 			} else {

@@ -63,9 +63,10 @@ export interface ReadJSONOptions {
  * application/json, an empty body is "invalid JSON: got EOF while reading request body", and
  * anything after the value is refused.
  */
-export async function readJSON<T = unknown>(req: IncomingMessage, opts: ReadJSONOptions = {}): Promise<T | undefined> {
+export async function readJSON<T = unknown>(req: IncomingMessage, opts: ReadJSONOptions = {}, preread?: Buffer): Promise<T | undefined> {
   const ct = req.headers['content-type'];
-  const body = await readBody(req, opts.limit ?? DEFAULT_JSON_LIMIT);
+  // An upgrade request's body is not parsed by Node: the server cut it from the upgrade head.
+  const body = preread ?? await readBody(req, opts.limit ?? DEFAULT_JSON_LIMIT);
   const text = body.toString('utf8');
   if (text.trim() === '') {
     if (opts.optional) return undefined;

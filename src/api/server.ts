@@ -45,6 +45,21 @@ export class ApiServer {
       res.assignSocket(socket);
       res.on('finish', () => { if (!socket.destroyed) socket.end(); });
       socket.on('error', () => socket.destroy());
+      // Node does not parse the body of an upgrade request (exec start sends {"Detach":…,"Tty":…}):
+      // it is the start of `head`, and must not reach the process as stdin.
+      const length = Number(req.headers['content-length'] ?? 0);
+      if (Number.isFinite(length) && length > 0 && length <= 1 << 20) {
+        const collect = (have: Buffer): void => {
+          if (have.length >= length) {
+            socket.pause();
+            void this.dispatch(req, res, { head: have.subarray(length), body: have.subarray(0, length) });
+            return;
+          }
+          socket.once('data', (more: Buffer) => collect(Buffer.concat([have, more])));
+        };
+        collect(head);
+        return;
+      }
       void this.dispatch(req, res, { head });
     });
     this.http.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
@@ -58,7 +73,7 @@ export class ApiServer {
     return this.active.size;
   }
 
-  private async dispatch(req: IncomingMessage, res: ServerResponse, upgrade: { head: Buffer } | undefined): Promise<void> {
+  private async dispatch(req: IncomingMessage, res: ServerResponse, upgrade: { head: Buffer; body?: Buffer } | undefined): Promise<void> {
     const log = this.daemon.log;
     const url = req.url ?? '/';
     const qIndex = url.indexOf('?');
@@ -109,7 +124,7 @@ export class ApiServer {
         res.setHeader('Content-Length', Buffer.byteLength(body));
         res.end(body);
       },
-      readJSON: (async (opts?: ReadJSONOptions) => readJSON(req, opts)) as RequestContext['readJSON'],
+      readJSON: (async (opts?: ReadJSONOptions) => readJSON(req, opts, upgrade ? (upgrade.body ?? Buffer.alloc(0)) : undefined)) as RequestContext['readJSON'],
       bool: (name, dflt) => (dflt === undefined ? boolValue(query, name) : boolValueOr(query, name, dflt)),
       int: (name, dflt) => intValue(query, name, dflt),
       filters: (accepted) => {

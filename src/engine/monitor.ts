@@ -139,6 +139,8 @@ function frame(kind: number, payload: Buffer): Buffer {
   return Buffer.concat([hdr, payload]);
 }
 
+const EARLY_LIMIT = 4 << 20;
+
 /** One attach client of a container's monitor (DIR/attach.sock). */
 export class MonitorConnection {
   /** The exit status: from the monitor's last frame, or, when the connection ends without one,
@@ -147,6 +149,9 @@ export class MonitorConnection {
   readonly exited: Promise<number>;
   private readonly listeners: ((stream: 'stdout' | 'stderr', data: Buffer) => void)[] = [];
   private pending: Buffer = Buffer.alloc(0);
+  /** Output received before the first onOutput() (kept up to EARLY_LIMIT bytes). */
+  private early: Array<['stdout' | 'stderr', Buffer]> | undefined = [];
+  private earlySize = 0;
   private resolveExit!: (code: number) => void;
   private rejectExit!: (err: Error) => void;
   private done = false;
@@ -177,6 +182,10 @@ export class MonitorConnection {
   /** Output from now on (earlier output is in the log). */
   onOutput(fn: (stream: 'stdout' | 'stderr', data: Buffer) => void): void {
     this.listeners.push(fn);
+    // What arrived before anyone listened (an exec's first output races its caller's set-up).
+    const early = this.early;
+    this.early = undefined;
+    for (const [stream, data] of early ?? []) fn(stream, data);
   }
 
   writeStdin(data: Buffer): void {
@@ -223,7 +232,14 @@ export class MonitorConnection {
       off += 5 + len;
       if (kind === FRAME_STDOUT || kind === FRAME_STDERR) {
         const stream = kind === FRAME_STDOUT ? 'stdout' : 'stderr';
-        for (const fn of this.listeners) fn(stream, payload);
+        if (this.listeners.length === 0) {
+          if (this.early) {
+            this.earlySize += payload.length;
+            if (this.earlySize <= EARLY_LIMIT) this.early.push([stream, Buffer.from(payload)]);
+          }
+        } else {
+          for (const fn of this.listeners) fn(stream, payload);
+        }
       } else if (kind === FRAME_EXIT) {
         const code = Number(payload.toString('ascii'));
         if (!this.done && Number.isInteger(code)) {

@@ -443,6 +443,8 @@ function pipeHijacked(hj: HijackedConnection, conn: MonitorConnection, opts: { t
       sock.on('data', () => {});
       sock.on('end', () => { /* output keeps flowing until the process ends */ });
     }
+    // The server paused the socket while it cut an upgrade request's body off the stream.
+    sock.resume();
   });
 }
 
@@ -599,6 +601,8 @@ export const containersModule: ApiModule = {
       initPath,
     });
     daemon.services.containers = s;
+    const networks = (daemon.services as { networks?: { onSettingsChanged?: (id: string, settings: never) => void } }).networks;
+    if (networks) networks.onSettingsChanged = (id, settings) => s.networkSettingsChanged(id, settings);
     daemon.services.execs = new ExecService(s);
     setImagesInUse(() => {
       const counts = new Map<string, number>();
@@ -621,8 +625,13 @@ export const containersModule: ApiModule = {
       (du as unknown as Record<string, unknown>).Containers = list;
     });
     daemon.onShutdown(() => s.close());
-    // After every module's init (networks, volumes): reconnect to running containers.
-    setImmediate(() => { void s.restore().catch((err) => daemon.log.error(`restoring containers: ${(err as Error).message}`)); });
+    // This module is initialised last (networks and volumes are ready): reconnect to running
+    // containers and record the exits that happened meanwhile before the API answers anyone.
+    try {
+      await s.restore();
+    } catch (err) {
+      daemon.log.error(`restoring containers: ${(err as Error).message}`);
+    }
   },
   routes(router) {
     router.post('/containers/create', createContainer);

@@ -91,6 +91,9 @@ export class ExecService {
     }
     const conn = await MonitorConnection.connect(dir);
     inst.conn = conn;
+    // Before the process runs (the monitor applies it when the pty arrives): `stty size` as the first command must see it.
+    const size = opts.consoleSize ?? inst.config.ConsoleSize;
+    if (tty && size && size[0] > 0 && size[1] > 0) conn.resize(size[0], size[1]);
     try {
       await started;
     } catch (err) {
@@ -99,8 +102,6 @@ export class ExecService {
       throw new ContainerError('invalid', (err as Error).message);
     }
     inst.running = true;
-    const size = opts.consoleSize ?? inst.config.ConsoleSize;
-    if (tty && size && size[0] > 0 && size[1] > 0) conn.resize(size[0], size[1]);
     void conn.exited.then((code) => { inst.exitCode = code; }, () => { inst.exitCode = inst.exitCode ?? 126; }).finally(() => {
       inst.running = false;
       if (opts.detach) conn.close();

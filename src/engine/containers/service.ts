@@ -24,6 +24,7 @@ import type { Logger } from '../log.ts';
 import { buildSpec, resolveUser, RunOptionsError } from '../oci-spec.ts';
 import { monitorLauncher, MonitorConnection, monitorRunning, readExitRecord } from '../monitor.ts';
 import { ContainerStore } from './store.ts';
+import { rootfsPropagation } from '../volumes.ts';
 import { ContainerConfigError, entrypointAndArgs, mergeImageConfig, runOptionsFrom, validateHostConfig } from './create-config.ts';
 import type { MetadataDb } from '../db.ts';
 import type {
@@ -379,7 +380,15 @@ export class ContainerService implements ContainerAccess {
       if (cur.State.Status === 'removing' || cur.State.Dead) throw new ContainerError('conflict', `cannot start container ${cur.Id}: container is marked for removal and cannot be started`);
       this.cancelRestart(cur.Id);
       cur.ManuallyStopped = false;
-      await this.startLocked(cur);
+      try {
+        await this.startLocked(cur);
+      } catch (err) {
+        // As dockerd: a --rm container whose start failed is removed (`docker run --rm` waits for that).
+        if (cur.HostConfig.AutoRemove) {
+          await this.removeNow(cur, { force: true, volumes: true }).catch((e) => this.opts.log.warn(`removing ${cur.Id}: ${(e as Error).message}`));
+        }
+        throw err;
+      }
     });
   }
 
@@ -428,18 +437,21 @@ export class ContainerService implements ContainerAccess {
       created = true;
       await ready;
       const conn = await MonitorConnection.connect(dir);
+      conn.onOutput(() => { /* the daemon's own connection watches the exit only */ });
       const exited = conn.exited;
       this.live.set(id, { conn, dir, exited });
       for (const attach of this.pendingAttach.get(id) ?? []) {
         try { attach(await MonitorConnection.connect(dir)); } catch (err) { attach(err as Error); }
       }
       this.pendingAttach.delete(id);
+      const size = rec.HostConfig.ConsoleSize;
+      if (tty && size && size[0] > 0 && size[1] > 0) conn.resize(size[0], size[1]);
       this.runtime.start(id);
       const state = this.runtime.state(id);
       rec.State = { ...emptyState(), Status: 'running', Running: true, Pid: state.pid ?? 0, StartedAt: new Date().toISOString(), FinishedAt: rec.State.FinishedAt };
       this.save(rec);
       this.event('start', rec);
-      void exited.then((code) => this.onExit(id, code), () => this.onExit(id, readExitRecord(dir)?.exitCode ?? 255));
+      this.watch(id, dir, exited);
     } catch (err) {
       const live = this.live.get(id);
       if (live) { live.conn.close(); this.live.delete(id); }
@@ -451,6 +463,13 @@ export class ContainerService implements ContainerAccess {
       this.save(rec);
       for (const attach of this.pendingAttach.get(id) ?? []) attach(err as Error);
       this.pendingAttach.delete(id);
+      if (created || /^exec|executable|StageError/.test(message) || (err as Error).name === 'StageError') {
+        // dockerd's wording (the docker CLI derives exit statuses 126/127 from it): errno texts in
+        // Go's lower case, under "OCI runtime create failed".
+        const text = goErrnoText(message);
+        const code = /executable file not found|no such file or directory|permission denied/.test(text) ? 'invalid' : 'unavailable';
+        throw new ContainerError(code, `failed to create task for container: OCI runtime create failed: ${text}: unknown`);
+      }
       throw err;
     }
   }
@@ -484,7 +503,13 @@ export class ContainerService implements ContainerAccess {
     bindFile('/etc/resolv.conf', sandbox.resolvConfPath);
     bindFile('/etc/hostname', sandbox.hostnamePath);
     bindFile('/etc/hosts', sandbox.hostsPath);
-    spec.mounts = [...(spec.mounts ?? []), ...etc, ...volumeMounts];
+    // dockerd's order: its defaults (minus those a user mount replaces, and anything under a
+    // user-mounted /dev), the user's mounts, then the network files unless the user mounted one.
+    const users = new Set(volumeMounts.map((m) => m.destination));
+    const defaults = (spec.mounts ?? []).filter((m) => !users.has(m.destination) && !(users.has('/dev') && m.destination.startsWith('/dev/')));
+    spec.mounts = [...defaults, ...volumeMounts, ...etc];
+    const propagation = rootfsPropagation(volumeMounts);
+    if (propagation && spec.linux) spec.linux.rootfsPropagation = propagation;
     const ns = spec.linux?.namespaces ?? [];
     const setPath = (type: string, path: string | undefined): void => {
       const entry = ns.find((n) => n.type === type);
@@ -511,6 +536,29 @@ export class ContainerService implements ContainerAccess {
 
   // ---- exit, restart --------------------------------------------------------------------------
 
+  /**
+   * Handles the end of the daemon's connection to a monitor: the exit status, or, when the
+   * connection dropped without one while the monitor still runs, a new connection. Nothing at
+   * daemon shutdown: the containers keep running (live restore).
+   */
+  private watch(id: string, dir: string, exited: Promise<number>): void {
+    exited.then((code) => {
+      if (!this.closed) void this.onExit(id, code);
+    }, async () => {
+      if (this.closed) return;
+      if (await monitorRunning(dir)) {
+        try {
+          const conn = await MonitorConnection.connect(dir);
+          conn.onOutput(() => {});
+          this.live.set(id, { conn, dir, exited: conn.exited });
+          this.watch(id, dir, conn.exited);
+          return;
+        } catch { /* it ended meanwhile */ }
+      }
+      if (!this.closed) void this.onExit(id, readExitRecord(dir)?.exitCode ?? 255);
+    });
+  }
+
   private async onExit(id: string, code: number, finishedAt?: Date): Promise<void> {
     await this.lock(id, async () => {
       const rec = this.store.byId(id);
@@ -529,7 +577,7 @@ export class ContainerService implements ContainerAccess {
       this.notify(id, ['not-running', 'next-exit'], code);
       if (this.closed) return;
       if (this.shouldRestart(rec, code)) this.scheduleRestart(rec);
-      else if (rec.HostConfig.AutoRemove) void this.removeLocked(rec, { force: true, volumes: true }).catch((err) => this.opts.log.warn(`removing ${id}: ${(err as Error).message}`));
+      else if (rec.HostConfig.AutoRemove) await this.removeNow(rec, { force: true, volumes: true }).catch((err) => this.opts.log.warn(`removing ${id}: ${(err as Error).message}`));
     });
   }
 
@@ -767,7 +815,13 @@ export class ContainerService implements ContainerAccess {
       if (live) await raceTimeout(live.exited, 10_000);
       await this.lock(id, async () => {});
     }
-    const doRemove = async (): Promise<void> => {
+    await this.lock(id, () => this.removeNow(rec, opts));
+  }
+
+  /** Removes a container that is not running; the caller holds its lock. */
+  private async removeNow(rec: ContainerRecord, opts: { force?: boolean; volumes?: boolean }): Promise<void> {
+    const id = rec.Id;
+    {
       const cur = this.store.byId(id);
       if (!cur) return;
       cur.State.Status = 'removing';
@@ -793,10 +847,7 @@ export class ContainerService implements ContainerAccess {
       this.store.remove(id);
       this.event('destroy', cur);
       this.notify(id, ['not-running', 'next-exit', 'removed'], cur.State.ExitCode);
-    };
-    // The exit handler may hold the lock (auto-remove runs inside it): then do it in place.
-    if (this.locks.has(id) && rec.HostConfig.AutoRemove && !rec.State.Running) await doRemove();
-    else await this.lock(id, doRemove);
+    }
   }
 
   rename(idOrName: string, newName: string): void {
@@ -932,6 +983,14 @@ export class ContainerService implements ContainerAccess {
   // ---- daemon start and stop -------------------------------------------------------------------
 
   /** Live restore: reconnect to running containers, record exits that happened meanwhile, restart per policy. */
+  /** network connect/disconnect changed a container's endpoints (the network module calls this). */
+  networkSettingsChanged(id: string, settings: NetworkSettings): void {
+    const rec = this.store.byId(id);
+    if (!rec) return;
+    rec.NetworkSettings = settings;
+    this.save(rec);
+  }
+
   async restore(): Promise<void> {
     const running = new Set<string>();
     for (const rec of this.store.all()) {
@@ -940,9 +999,10 @@ export class ContainerService implements ContainerAccess {
         if (await monitorRunning(dir)) {
           try {
             const conn = await MonitorConnection.connect(dir);
+            conn.onOutput(() => { /* watches the exit only */ });
             this.live.set(rec.Id, { conn, dir, exited: conn.exited });
             running.add(rec.Id);
-            void conn.exited.then((code) => this.onExit(rec.Id, code), () => this.onExit(rec.Id, readExitRecord(dir)?.exitCode ?? 255));
+            this.watch(rec.Id, dir, conn.exited);
             continue;
           } catch { /* gone meanwhile: below */ }
         }
@@ -991,6 +1051,12 @@ function exitCodeForStartError(message: string): number {
   if (/executable file not found|no such file or directory/i.test(message)) return 127;
   if (/permission denied/i.test(message)) return 126;
   return 128;
+}
+
+/** strerror texts as Go prints them (lower case), e.g. "No such file or directory" → "no such file or directory". */
+function goErrnoText(message: string): string {
+  return message.replace(/: ([A-Z][a-z]+(?: [a-z]+)*)$/, (_m, text: string) => `: ${text.toLowerCase()}`)
+    .replace(/No such file or directory/g, 'no such file or directory').replace(/Permission denied/g, 'permission denied');
 }
 
 function raceTimeout<T>(p: Promise<T>, ms: number | undefined): Promise<boolean> {
