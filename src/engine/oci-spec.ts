@@ -9,7 +9,7 @@
 // profile unless --privileged or seccomp=unconfined (seccomp-default.ts). Devices (--device,
 // --device-cgroup-rule, --privileged's host devices) are read from the host's /dev with lstat.
 // Not here yet: /etc/hosts, /etc/hostname, /etc/resolv.conf, volumes, networking.
-import { lstatSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { CAPABILITIES } from '../runtime/capabilities.ts';
 import { readEtcFile } from '../runtime/passwd.ts';
@@ -263,12 +263,26 @@ function normalizeCaps(names: string[]): string[] {
 }
 
 /** docker's --cap-add/--cap-drop/--privileged rules over the default set. */
+/**
+ * "All capabilities" (--privileged, --cap-add ALL): those in the daemon's own bounding set. A
+ * daemon confined to fewer (a container host that dropped CAP_SYS_RESOURCE) cannot grant the
+ * rest, and asking capset(2) for them would fail every privileged container.
+ */
+function allCapabilities(): string[] {
+  let bounding: bigint | undefined;
+  try {
+    const m = /^CapBnd:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m) bounding = BigInt(`0x${m[1]}`);
+  } catch { /* not Linux: keep every name */ }
+  return CAPABILITIES.filter((_c, i) => bounding === undefined || ((bounding >> BigInt(i)) & 1n) === 1n);
+}
+
 export function capabilitySet(opts: Pick<RunOptions, 'capAdd' | 'capDrop' | 'privileged'>): string[] {
-  if (opts.privileged) return [...CAPABILITIES];
+  if (opts.privileged) return allCapabilities();
   const add = normalizeCaps(opts.capAdd ?? []);
   const drop = normalizeCaps(opts.capDrop ?? []);
   let caps: string[];
-  if (add.includes('ALL')) caps = CAPABILITIES.filter((c) => !drop.includes(c));
+  if (add.includes('ALL')) caps = allCapabilities().filter((c) => !drop.includes(c));
   else if (drop.includes('ALL')) caps = add;
   else caps = [...DEFAULT_CAPABILITIES.filter((c) => !drop.includes(c)), ...add];
   return [...new Set(caps)];

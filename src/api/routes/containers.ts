@@ -19,6 +19,9 @@ import type { MonitorConnection } from '../../engine/monitor.ts';
 import { readLogs } from '../../engine/json-log.ts';
 import type { FilterArgs } from '../../engine/filters.ts';
 import { setImagesInUse } from './image-archive.ts';
+import { dockerStats, emptyDockerStats, type DockerStats } from '../../engine/containers/stats.ts';
+import { containerTop, ContainerTopError } from '../../engine/containers/top.ts';
+import { cpus } from 'node:os';
 
 declare module '../context.ts' {
   interface Services {
@@ -30,6 +33,7 @@ declare module '../context.ts' {
 registerErrorStatus((e) => {
   if (e instanceof ContainerError) return { 'not-found': 404, conflict: 409, invalid: 400, 'not-modified': 304, unavailable: 500 }[e.code];
   if (e instanceof ContainerConfigError || e instanceof RunOptionsError) return 400;
+  if (e instanceof ContainerTopError) return 500;
   return undefined;
 });
 
@@ -574,6 +578,52 @@ async function execInspect(ctx: RequestContext): Promise<void> {
   ctx.json(execs(ctx).inspect(ctx.params.id!));
 }
 
+async function containerTopRoute(ctx: RequestContext): Promise<void> {
+  const s = svc(ctx);
+  const rec = s.get(ctx.params.id!);
+  if (!rec.State.Running) throw new ContainerError('conflict', `Container ${rec.Id} is not running`);
+  if (rec.State.Restarting) throw new ContainerError('conflict', `Container ${rec.Id} is restarting, wait until the container is running`);
+  ctx.json(containerTop(s.pids(rec.Id), ctx.query.get('ps_args') || '-ef'));
+}
+
+async function containerStats(ctx: RequestContext): Promise<void> {
+  const s = svc(ctx);
+  const rec = s.get(ctx.params.id!);
+  const stream = ctx.bool('stream', true) && !ctx.bool('one-shot');
+  const numCpus = cpus().length || 1;
+  const sample = (previous?: DockerStats): DockerStats => {
+    const cur = s.find(rec.Id);
+    if (!cur || !cur.State.Running) return emptyDockerStats(rec.Id, rec.Name);
+    try {
+      return dockerStats(s.cgroupOf(rec.Id), { id: rec.Id, name: cur.Name, pids: [], netnsPid: cur.State.Pid || undefined, previous, numCpus });
+    } catch {
+      return emptyDockerStats(rec.Id, rec.Name);
+    }
+  };
+  if (!stream) {
+    // --no-stream: docker takes two samples a second apart so the CPU percentage has a base,
+    // unless one-shot asks for one sample only.
+    let first: DockerStats | undefined;
+    if (!ctx.bool('one-shot') && rec.State.Running) {
+      first = sample();
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    ctx.json(sample(first));
+    return;
+  }
+  const w = ctx.jsonStream();
+  let previous: DockerStats | undefined;
+  while (!w.closed && !ctx.signal.aborted) {
+    const cur = sample(previous);
+    if (!w.write(cur)) break;
+    previous = cur;
+    const running = s.find(rec.Id)?.State.Running;
+    if (!running) break;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  w.end();
+}
+
 /** dist/berth-init beside the bundle, or from sources ../../dist. */
 function initPath(): string | undefined {
   const here = dirname(fileURLToPath(import.meta.url));
@@ -652,6 +702,8 @@ export const containersModule: ApiModule = {
     router.post('/containers/{id}/resize', resizeContainer);
     router.post('/containers/{id}/update', updateContainer);
     router.post('/containers/{id}/exec', execCreate);
+    router.get('/containers/{id}/top', containerTopRoute);
+    router.get('/containers/{id}/stats', containerStats);
     router.post('/exec/{id}/start', execStart);
     router.post('/exec/{id}/resize', execResize);
     router.get('/exec/{id}/json', execInspect);

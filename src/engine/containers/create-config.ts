@@ -150,6 +150,8 @@ export function runOptionsFrom(id: string, rootfs: string, config: DockerContain
     uts: namespaceMode(hc.UTSMode),
     cgroupns: hc.CgroupnsMode === 'host' || hc.CgroupnsMode === 'private' ? hc.CgroupnsMode : undefined,
     cgroupV2,
+    devices: hc.Devices ?? undefined,
+    deviceCgroupRules: hc.DeviceCgroupRules ?? undefined,
     labels: config.Labels ?? undefined,
     stopSignal: config.StopSignal || undefined,
   };
