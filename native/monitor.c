@@ -65,6 +65,13 @@ static const char *log_path;
 static unsigned long long log_max_size;
 static unsigned long log_max_file = 1;
 static bool opt_tty, opt_stdin, opt_stdin_once, opt_hold;
+/* --command: what follows "--" is a whole command line (an external OCI runtime's `create` or
+ * `exec --detach`), run with no sync fd. */
+static bool opt_command;
+static char **command_argv;
+/* The stage's (or command's) exit status once it has been reaped; SETUP_PENDING before. */
+#define SETUP_PENDING (-1000)
+static int setup_status = SETUP_PENDING;
 static const char *stage;
 static int sync_fd = -1;
 
@@ -446,6 +453,16 @@ static void broadcast(int kind, const char *p, size_t n)
 	}
 }
 
+/* Frame 6 (setup finished, with the stage's or command's status) for a client that connected late. */
+static void send_setup(struct client *c)
+{
+	char text[16];
+	int n = snprintf(text, sizeof text, "%d", setup_status);
+	unsigned char hdr[5] = { 6, 0, 0, 0, (unsigned char)n };
+	if (!buf_add(&c->out, hdr, 5) || !buf_add(&c->out, text, (size_t)n) || !client_flush(c))
+		client_drop(c);
+}
+
 /* A client over the limit holds the output back (until the process has exited). */
 static bool output_held(void)
 {
@@ -594,6 +611,8 @@ static void accept_client(void)
 	c->fd = fd;
 	c->next = clients;
 	clients = c;
+	if (setup_status != SETUP_PENDING)
+		send_setup(c);
 	/* --hold: the exec'd process's first output goes to this client too. */
 	if (!started)
 		start_stage();
@@ -744,6 +763,10 @@ static void stage_ended(int st)
 	/* A stage that failed (after the clone: writing the id maps) has killed its child: whatever
 	 * that child's status, the container never ran. */
 	stage_failed = !WIFEXITED(st) || WEXITSTATUS(st) != 0;
+	setup_status = status_code(st);
+	char text[16];
+	int n = snprintf(text, sizeof text, "%d", setup_status);
+	broadcast(6, text, (size_t)n);
 	init_pid = find_child();
 	/* No process left: setup failed (Node has the stage's ERROR line). */
 	if (init_pid <= 0 && !init_done)
@@ -801,6 +824,11 @@ static void start_stage(void)
 		if (syscall(SYS_close_range, (unsigned)sync_fd + 1, ~0U, 0) < 0) {
 			for (int fd = sync_fd + 1; fd < 65536; fd++)
 				close(fd);
+		}
+		if (opt_command) {
+			char *envp[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL };
+			execve(command_argv[0], command_argv, envp);
+			_exit(127);
 		}
 		char num[16];
 		snprintf(num, sizeof num, "%d", sync_fd);
@@ -948,7 +976,7 @@ static void make_pipe(int *ours, int *theirs, bool ours_reads)
 static NORETURN void usage(void)
 {
 	startup_fail(0, "usage: berth-monitor --dir DIR [--log PATH [--log-max-size BYTES] [--log-max-file N]] "
-			"[--tty] [--stdin] [--stdin-once] [--hold] -- STAGE SYNCFD");
+			"[--tty] [--stdin] [--stdin-once] [--hold] -- STAGE SYNCFD | --command -- /PATH ARGS...");
 }
 
 static unsigned long long number(const char *s, const char *what)
@@ -989,9 +1017,19 @@ static void parse_args(int argc, char **argv)
 			opt_stdin_once = true;
 		} else if (!strcmp(a, "--hold")) {
 			opt_hold = true;
+		} else if (!strcmp(a, "--command")) {
+			opt_command = true;
 		} else {
 			usage();
 		}
+	}
+	if (opt_command) {
+		if (!dir || argc - i < 1 || argv[i][0] != '/')
+			usage();
+		command_argv = &argv[i];
+		stage = argv[i];
+		sync_fd = 2; /* no sync fd: nothing from 3 on passes through */
+		return;
 	}
 	if (!dir || argc - i != 2)
 		usage();

@@ -123,12 +123,54 @@ export function monitorLauncher(opts: MonitorOptions): { launch: StageLauncher; 
   return { launch, ready };
 }
 
+/**
+ * Starts a monitor that runs a whole command (an external OCI runtime's `create` or `exec
+ * --detach`) instead of the stage. Resolves with the monitor's pid once it listens; connect and
+ * await `setupDone` to learn whether the command succeeded.
+ */
+export function monitorCommand(opts: MonitorOptions, argv: string[]): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    let child: ChildProcess;
+    try {
+      mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
+      if (opts.logPath) mkdirSync(dirname(opts.logPath), { recursive: true, mode: 0o700 });
+      child = spawn(monitorPath(), [...monitorArgs(opts), '--command', '--', ...argv], { stdio: ['ignore', 'pipe', 'ignore'], detached: true, env: {} });
+    } catch (err) {
+      reject(err as Error);
+      return;
+    }
+    let out = '';
+    let settled = false;
+    const settle = (err: Error | undefined, pid?: number): void => {
+      if (settled) return;
+      settled = true;
+      child.stdout?.removeAllListeners('data');
+      child.stdout?.destroy();
+      if (err) reject(err);
+      else { child.unref(); resolve(pid!); }
+    };
+    child.on('error', (err) => settle(new MonitorError(`cannot run ${monitorPath()}: ${err.message}`)));
+    child.on('exit', (code, signal) => settle(new MonitorError(`the container monitor exited before it was ready (${signal ? `signal ${signal}` : `status ${code}`})`)));
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (chunk: string) => {
+      out += chunk;
+      const nl = out.indexOf('\n');
+      if (nl < 0) return;
+      const line = out.slice(0, nl);
+      if (line.startsWith('READY ')) settle(undefined, Number(line.slice(6)));
+      else if (line.startsWith('ERROR ')) settle(new MonitorError(`container monitor: ${line.slice(6)}`));
+      else settle(new MonitorError(`unexpected output from the container monitor: ${JSON.stringify(line)}`));
+    });
+  });
+}
+
 const FRAME_STDIN = 0;
 const FRAME_STDOUT = 1;
 const FRAME_STDERR = 2;
 const FRAME_EXIT = 3;
 const FRAME_CLOSE_STDIN = 4;
 const FRAME_RESIZE = 5;
+const FRAME_SETUP = 6;
 /** The monitor refuses larger frames; stdin is cut into pieces of this size. */
 const STDIN_PIECE = 256 * 1024;
 
@@ -147,6 +189,10 @@ export class MonitorConnection {
    * from DIR/exit. Rejects when neither exists (the monitor was killed, or this client was
    * dropped for falling behind, or close() was called before the end). */
   readonly exited: Promise<number>;
+  /** The stage's (or --command's) exit status once it has ended: 0 when the container (or exec'd
+   * process) was set up. Settles with -1 if the connection ends first. */
+  readonly setupDone: Promise<number>;
+  private resolveSetup!: (code: number) => void;
   private readonly listeners: ((stream: 'stdout' | 'stderr', data: Buffer) => void)[] = [];
   private pending: Buffer = Buffer.alloc(0);
   /** Output received before the first onOutput() (kept up to EARLY_LIMIT bytes). */
@@ -158,6 +204,7 @@ export class MonitorConnection {
 
   private constructor(private readonly sock: Socket, readonly dir: string) {
     this.exited = new Promise<number>((res, rej) => { this.resolveExit = res; this.rejectExit = rej; });
+    this.setupDone = new Promise<number>((res) => { this.resolveSetup = res; });
     this.exited.catch(() => { /* observed by whoever awaits it */ });
     sock.on('data', (chunk: Buffer) => this.onData(chunk));
     sock.on('error', () => { /* 'close' follows */ });
@@ -240,7 +287,11 @@ export class MonitorConnection {
         } else {
           for (const fn of this.listeners) fn(stream, payload);
         }
+      } else if (kind === FRAME_SETUP) {
+        const code = Number(payload.toString('ascii'));
+        this.resolveSetup(Number.isInteger(code) ? code : -1);
       } else if (kind === FRAME_EXIT) {
+        this.resolveSetup(-1);
         const code = Number(payload.toString('ascii'));
         if (!this.done && Number.isInteger(code)) {
           this.done = true;
@@ -252,6 +303,7 @@ export class MonitorConnection {
   }
 
   private onClose(): void {
+    this.resolveSetup(-1);
     if (this.done) return;
     this.done = true;
     // The monitor writes the record before its last frame: a client that connected late, or

@@ -202,3 +202,31 @@ test('docker run -t through a pty; exec -it', { skip: skip || (!existsSync('/usr
   assert.equal(await ok(['logs', 'tty1']), '/dev/pts/0\r\n33 101\r\n');
   await ok(['rm', '-f', 'tty1', 'tty2']);
 });
+
+test('--runtime runc: an external OCI runtime under the same monitor (run, exec, logs, pause, stop)', { skip: skip || (!existsSync('/usr/sbin/runc') && !existsSync('/usr/bin/runc') && 'runc is not installed') }, async () => {
+  const r = await docker(['run', '--rm', '--runtime', 'runc', 'busybox', 'sh', '-c', 'echo via runc; exit 4']);
+  assert.equal(r.code, 4, explain(r));
+  assert.equal(r.stdout, 'via runc\n');
+  await ok(['run', '-d', '--name', 'ext', '--runtime', 'runc', 'busybox', 'sh', '-c', 'echo started; trap "exit 0" TERM; while true; do sleep 0.1; done']);
+  assert.equal(JSON.parse(await ok(['inspect', 'ext']))[0].HostConfig.Runtime, 'runc');
+  assert.equal(await ok(['exec', 'ext', 'echo', 'exec ok']), 'exec ok\n');
+  assert.equal(await ok(['exec', '-i', 'ext', 'cat'], { input: 'stdin ok\n' }), 'stdin ok\n');
+  await ok(['pause', 'ext']);
+  await ok(['unpause', 'ext']);
+  await ok(['stop', 'ext']);
+  assert.equal(JSON.parse(await ok(['inspect', 'ext']))[0].State.ExitCode, 0);
+  assert.equal(await ok(['logs', 'ext']), 'started\n');
+  await ok(['rm', 'ext']);
+  const bad = await docker(['run', '--rm', '--runtime', 'nosuchruntime', 'busybox', 'true']);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /unknown or invalid runtime name: nosuchruntime/);
+});
+
+test('docker attach: output, stdin, detach with ctrl-p ctrl-q keeps the container running', { skip }, async () => {
+  await ok(['run', '-d', '-i', '--name', 'att', 'busybox', 'sh', '-c', 'while read line; do echo got $line; done']);
+  const a = await docker(['attach', 'att'], { input: 'one\ntwo\n' });
+  // stdin ended: the shell's read loop ends, so does the container
+  assert.equal(a.stdout, 'got one\ngot two\n', explain(a));
+  assert.equal((await ok(['wait', 'att'])).trim(), '0');
+  await ok(['rm', 'att']);
+});

@@ -13,6 +13,7 @@ import { MEDIA_TYPE_MULTIPLEXED_STREAM, MEDIA_TYPE_RAW_STREAM, muxFrame, type Hi
 import { ContainerError, ContainerService } from '../../engine/containers/service.ts';
 import { ContainerConfigError } from '../../engine/containers/create-config.ts';
 import { ExecService, type ExecConfig } from '../../engine/containers/exec.ts';
+import { lookPath } from '../../engine/containers/oci-driver.ts';
 import type { ContainerRecord, DockerContainerConfig, DockerHostConfig, EndpointSettings } from '../../engine/containers/types.ts';
 import { RunOptionsError } from '../../engine/oci-spec.ts';
 import type { MonitorConnection } from '../../engine/monitor.ts';
@@ -649,6 +650,8 @@ export const containersModule: ApiModule = {
       volumes: () => (daemon.services as Record<string, unknown>).volumes as never,
       logDefaults: () => ({ type: (daemon.config as { logDriver?: string }).logDriver ?? 'json-file', config: (daemon.config as { logOpts?: Record<string, string> }).logOpts ?? {} }),
       initPath,
+      runtimes: () => daemon.config.runtimes,
+      defaultRuntime: () => daemon.config.defaultRuntime,
     });
     daemon.services.containers = s;
     const networks = (daemon.services as { networks?: { onSettingsChanged?: (id: string, settings: never) => void } }).networks;
@@ -661,6 +664,9 @@ export const containersModule: ApiModule = {
     });
     (images as unknown as { opts: { imageInUse?: (id: string) => string | undefined } }).opts.imageInUse = (id) => s.imageUser(id as never);
     daemon.infoContributors.push((info) => {
+      // runc and crun are usable by name when installed (as podman does), beside daemon.json's.
+      const runtimes = (info as unknown as { Runtimes?: Record<string, { path: string }> }).Runtimes;
+      if (runtimes) for (const n of s.runtimeNames()) if (!runtimes[n]) runtimes[n] = { path: lookPath(n) ?? n };
       const all = s.list();
       const i = info as unknown as Record<string, number>;
       i.Containers = all.length;

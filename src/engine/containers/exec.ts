@@ -71,10 +71,9 @@ export class ExecService {
     const rec = this.containers.get(inst.containerId);
     inst.started = true;
     const tty = opts.tty ?? inst.config.Tty === true;
-    let dir: string;
-    let started: Promise<void>;
+    let conn: MonitorConnection | undefined;
     try {
-      ({ dir, started } = await this.containers.execProcess(rec, {
+      await this.containers.execProcess(rec, {
         execId: id,
         cmd: inst.config.Cmd ?? [],
         tty,
@@ -84,29 +83,27 @@ export class ExecService {
         workingDir: inst.config.WorkingDir || undefined,
         privileged: inst.config.Privileged,
         hold: !opts.detach,
-      }));
+      }, async (dir) => {
+        conn = await MonitorConnection.connect(dir);
+        inst.conn = conn;
+        // Before the process runs (the monitor applies it when the pty arrives): `stty size` as the first command must see it.
+        const size = opts.consoleSize ?? inst.config.ConsoleSize;
+        if (tty && size && size[0] > 0 && size[1] > 0) conn.resize(size[0], size[1]);
+      });
     } catch (err) {
-      inst.exitCode = 126;
-      throw err;
-    }
-    const conn = await MonitorConnection.connect(dir);
-    inst.conn = conn;
-    // Before the process runs (the monitor applies it when the pty arrives): `stty size` as the first command must see it.
-    const size = opts.consoleSize ?? inst.config.ConsoleSize;
-    if (tty && size && size[0] > 0 && size[1] > 0) conn.resize(size[0], size[1]);
-    try {
-      await started;
-    } catch (err) {
-      conn.close();
+      conn?.close();
       inst.exitCode = exitCodeFor((err as Error).message);
+      if (err instanceof ContainerError) throw err;
       throw new ContainerError('invalid', (err as Error).message);
     }
+    const c: MonitorConnection | undefined = conn;
+    if (!c) throw new ContainerError('unavailable', 'the exec monitor did not start');
     inst.running = true;
-    void conn.exited.then((code) => { inst.exitCode = code; }, () => { inst.exitCode = inst.exitCode ?? 126; }).finally(() => {
+    void c.exited.then((code) => { inst.exitCode = code; }, () => { inst.exitCode = inst.exitCode ?? 126; }).finally(() => {
       inst.running = false;
-      if (opts.detach) conn.close();
+      if (opts.detach) c.close();
     });
-    return opts.detach ? undefined : conn;
+    return opts.detach ? undefined : c;
   }
 
   resize(id: string, rows: number, cols: number): void {

@@ -14,15 +14,16 @@ import type { ImageService } from '../../image/service.ts';
 import type { MountSpec } from '../../image/snapshots.ts';
 import type { ContainerConfig, Digest } from '../../image/types.ts';
 import { Runtime } from '../../runtime/container.ts';
-import { loadCgroup } from '../../runtime/cgroups/index.ts';
+import type { CgroupManager } from '../../runtime/cgroups/index.ts';
 import { detectLayout } from '../../runtime/cgroups/layout.ts';
-import { execInContainer } from '../../runtime/exec.ts';
 import type { Mount, Spec } from '../../runtime/spec-types.ts';
 import { parseSignal as signalNumber } from '../../runtime/signals.ts';
 import type { EventBus } from '../events.ts';
 import type { Logger } from '../log.ts';
 import { buildSpec, resolveUser, RunOptionsError } from '../oci-spec.ts';
-import { monitorLauncher, MonitorConnection, monitorRunning, readExitRecord } from '../monitor.ts';
+import { MonitorConnection, monitorRunning, readExitRecord } from '../monitor.ts';
+import { BuiltinDriver, ExternalDriver, lookPath, type OciDriver } from './oci-driver.ts';
+import { BUILTIN_RUNTIME } from '../config.ts';
 import { ContainerStore } from './store.ts';
 import { rootfsPropagation } from '../volumes.ts';
 import { ContainerConfigError, entrypointAndArgs, mergeImageConfig, runOptionsFrom, validateHostConfig } from './create-config.ts';
@@ -82,6 +83,10 @@ export interface ContainerServiceOptions {
   volumes: () => VolumeProvider | undefined;
   /** daemon.json log-driver / log-opts defaults. */
   logDefaults: () => { type: string; config: Record<string, string> };
+  /** daemon.json "runtimes" (read per use: SIGHUP may change them). */
+  runtimes: () => Record<string, { path: string; runtimeArgs?: string[] }>;
+  /** daemon.json "default-runtime". */
+  defaultRuntime: () => string;
   /** Host path of dist/berth-init for --init, when built. */
   initPath?: () => string | undefined;
 }
@@ -129,6 +134,7 @@ export function parseLogSize(v: string): number {
 export class ContainerService implements ContainerAccess {
   readonly store: ContainerStore;
   readonly runtime: Runtime;
+  private readonly builtin: BuiltinDriver;
   private readonly live = new Map<string, Live>();
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly waiters = new Map<string, Waiter[]>();
@@ -144,6 +150,7 @@ export class ContainerService implements ContainerAccess {
       root: join(opts.execRoot, 'runtime'),
       log: (level, message) => { if (level !== 'debug') opts.log[level === 'warning' ? 'warn' : level === 'error' ? 'error' : 'info']?.(message); },
     });
+    this.builtin = new BuiltinDriver(this.runtime);
     let v2 = false;
     try { v2 = detectLayout().version === 2; } catch { /* no cgroups mounted: v1 paths fail later with a clear error */ }
     this.cgroupV2 = v2;
@@ -213,6 +220,33 @@ export class ContainerService implements ContainerAccess {
         if (!this.live.has(rec.Id)) await this.opts.images.snapshots.unmount(target).catch(() => {});
       }
     });
+  }
+
+  private readonly drivers = new Map<string, OciDriver>();
+
+  /** The OCI runtimes a container may name: berth (built in), daemon.json "runtimes", and runc/crun when installed. */
+  runtimeNames(): string[] {
+    const names = new Set([BUILTIN_RUNTIME, ...Object.keys(this.opts.runtimes())]);
+    for (const n of ['runc', 'crun']) if (lookPath(n)) names.add(n);
+    return [...names];
+  }
+
+  driver(name: string): OciDriver {
+    const known = this.drivers.get(name);
+    if (known) return known;
+    let d: OciDriver;
+    if (name === BUILTIN_RUNTIME || name === '') d = this.builtin;
+    else {
+      const cfg = this.opts.runtimes()[name] ?? (['runc', 'crun'].includes(name) && lookPath(name) ? { path: name } : undefined);
+      if (!cfg) throw new ContainerError('invalid', `unknown or invalid runtime name: ${name}`);
+      d = new ExternalDriver(name, cfg.path, cfg.runtimeArgs ?? [], join(this.opts.execRoot, 'runtimes', name), (id) => this.bundleDir(id));
+    }
+    this.drivers.set(name, d);
+    return d;
+  }
+
+  private driverOf(rec: ContainerRecord): OciDriver {
+    return this.driver(rec.Runtime || BUILTIN_RUNTIME);
   }
 
   /** Runs fn after every earlier operation on this container has finished. */
@@ -320,9 +354,10 @@ export class ContainerService implements ContainerAccess {
       ResolvConfPath: join(dataDir, 'resolv.conf'),
       HostnamePath: join(dataDir, 'hostname'),
       HostsPath: join(dataDir, 'hosts'),
-      Runtime: (hc.Runtime as string | undefined) || 'berth',
+      Runtime: (hc.Runtime as string | undefined) || this.opts.defaultRuntime() || BUILTIN_RUNTIME,
       ExecIDs: [],
     };
+    if (!this.runtimeNames().includes(rec.Runtime)) throw new ContainerError('invalid', `unknown or invalid runtime name: ${rec.Runtime}`);
     // Network checks before anything is made, so a bad --network leaves nothing behind.
     const networks = this.opts.networks();
     networks?.validate(this.sandboxRequest(rec, req.endpointsConfig));
@@ -422,7 +457,11 @@ export class ContainerService implements ContainerAccess {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       const log = rec.HostConfig.LogConfig?.Config ?? {};
       const tty = rec.Config.Tty === true;
-      const { launch, ready } = monitorLauncher({
+      const driver = this.driverOf(rec);
+      // Whatever a previous run left in the runtime's state (a daemon killed mid-start).
+      try { driver.delete(id); } catch { /* none */ }
+      created = true;
+      await driver.create(id, bundle, {
         dir,
         logPath: rec.LogPath || undefined,
         logMaxSize: log['max-size'] ? parseLogSize(log['max-size']) : undefined,
@@ -431,11 +470,6 @@ export class ContainerService implements ContainerAccess {
         stdin: rec.Config.OpenStdin === true,
         stdinOnce: rec.Config.StdinOnce === true,
       });
-      // Whatever a previous run left in the runtime's state (a daemon killed mid-start).
-      try { this.runtime.delete(id, true); } catch { /* none */ }
-      await this.runtime.create(id, { bundle, consoleSocket: tty ? join(dir, 'console.sock') : undefined, launch });
-      created = true;
-      await ready;
       const conn = await MonitorConnection.connect(dir);
       conn.onOutput(() => { /* the daemon's own connection watches the exit only */ });
       const exited = conn.exited;
@@ -446,16 +480,15 @@ export class ContainerService implements ContainerAccess {
       this.pendingAttach.delete(id);
       const size = rec.HostConfig.ConsoleSize;
       if (tty && size && size[0] > 0 && size[1] > 0) conn.resize(size[0], size[1]);
-      this.runtime.start(id);
-      const state = this.runtime.state(id);
-      rec.State = { ...emptyState(), Status: 'running', Running: true, Pid: state.pid ?? 0, StartedAt: new Date().toISOString(), FinishedAt: rec.State.FinishedAt };
+      driver.start(id);
+      rec.State = { ...emptyState(), Status: 'running', Running: true, Pid: driver.pid(id), StartedAt: new Date().toISOString(), FinishedAt: rec.State.FinishedAt };
       this.save(rec);
       this.event('start', rec);
       this.watch(id, dir, exited);
     } catch (err) {
       const live = this.live.get(id);
       if (live) { live.conn.close(); this.live.delete(id); }
-      if (created) try { this.runtime.delete(id, true); } catch { /* gone */ }
+      if (created) try { this.driverOf(rec).delete(id); } catch { /* gone */ }
       if (sandboxMade) await networks?.release(id).catch(() => {});
       if (mounted) await images.snapshots.unmount(rootfs).catch(() => {});
       const message = (err as Error).message;
@@ -583,13 +616,10 @@ export class ContainerService implements ContainerAccess {
 
   private async cleanupAfterExit(rec: ContainerRecord): Promise<void> {
     try {
-      const st = this.runtime.store.load(rec.Id);
-      if (st.cgroup) {
-        const oom = oomKilled(st.cgroup);
-        if (oom) rec.State.OOMKilled = true;
-      }
+      const cg = this.driverOf(rec).cgroup(rec.Id);
+      if (cg && oomKilled(cg.toJSON())) rec.State.OOMKilled = true;
     } catch { /* no runtime state */ }
-    try { this.runtime.delete(rec.Id, true); } catch (err) { this.opts.log.warn(`deleting the runtime state of ${rec.Id}: ${(err as Error).message}`); }
+    try { this.driverOf(rec).delete(rec.Id); } catch (err) { this.opts.log.warn(`deleting the runtime state of ${rec.Id}: ${(err as Error).message}`); }
     await this.opts.networks()?.release(rec.Id).catch((err) => this.opts.log.warn(`releasing the network of ${rec.Id}: ${(err as Error).message}`));
     const rootfs = this.rootfsDir(rec.Id);
     if (isMountPoint(rootfs)) await this.opts.images.snapshots.unmount(rootfs).catch((err) => this.opts.log.warn(`unmounting ${rootfs}: ${(err as Error).message}`));
@@ -706,22 +736,20 @@ export class ContainerService implements ContainerAccess {
   }
 
   private signal(id: string, sig: number): void {
-    try { this.runtime.kill(id, sig); } catch { /* exited meanwhile */ }
+    try { this.driver(this.get(id).Runtime).kill(id, sig); } catch { /* exited meanwhile */ }
   }
 
   private killAll(id: string): void {
     this.thawQuietly(id);
-    try { this.runtime.kill(id, 9, true); } catch { /* gone */ }
-    try { this.runtime.kill(id, 9); } catch { /* gone */ }
+    const d = this.driver(this.get(id).Runtime);
+    try { d.kill(id, 9, true); } catch { /* gone */ }
+    try { d.kill(id, 9); } catch { /* gone */ }
   }
 
   private thawQuietly(id: string): void {
     try {
-      const st = this.runtime.store.load(id);
-      if (st.cgroup) {
-        const cg = loadCgroup(st.cgroup);
-        if (cg.frozen()) cg.thaw();
-      }
+      const cg = this.cgroupOf(id);
+      if (cg.frozen()) cg.thaw();
     } catch { /* no cgroup */ }
     const rec = this.store.byId(id);
     if (rec?.State.Paused) {
@@ -760,8 +788,7 @@ export class ContainerService implements ContainerAccess {
     await this.lock(rec.Id, async () => {
       if (!rec.State.Running) throw new ContainerError('conflict', `Container ${rec.Id} is not running`);
       if (rec.State.Paused) throw new ContainerError('conflict', `Container ${rec.Id} is already paused`);
-      const cg = this.cgroupOf(rec.Id);
-      cg.freeze();
+      this.driverOf(rec).pause(rec.Id);
       rec.State.Paused = true;
       rec.State.Status = 'paused';
       this.save(rec);
@@ -773,7 +800,7 @@ export class ContainerService implements ContainerAccess {
     const rec = this.get(idOrName);
     await this.lock(rec.Id, async () => {
       if (!rec.State.Paused) throw new ContainerError('conflict', `Container ${rec.Id} is not paused`);
-      this.cgroupOf(rec.Id).thaw();
+      this.driverOf(rec).resume(rec.Id);
       rec.State.Paused = false;
       rec.State.Status = 'running';
       this.save(rec);
@@ -781,17 +808,17 @@ export class ContainerService implements ContainerAccess {
     });
   }
 
-  cgroupOf(id: string): ReturnType<typeof loadCgroup> {
-    const st = this.runtime.store.load(id);
-    if (!st.cgroup) throw new ContainerError('conflict', `container ${id} has no cgroup`);
-    return loadCgroup(st.cgroup);
+  cgroupOf(id: string): CgroupManager {
+    const cg = this.driver(this.get(id).Runtime).cgroup(id);
+    if (!cg) throw new ContainerError('conflict', `container ${id} has no cgroup`);
+    return cg;
   }
 
   /** Host pids of the container's processes (top, stats). */
   pids(idOrName: string): number[] {
     const rec = this.get(idOrName);
     if (!rec.State.Running) throw new ContainerError('conflict', `Container ${rec.Id} is not running`);
-    return this.runtime.pids(rec.Id);
+    return this.driverOf(rec).pids(rec.Id);
   }
 
   // ---- remove, rename ---------------------------------------------------------------------------
@@ -867,7 +894,6 @@ export class ContainerService implements ContainerAccess {
   /** POST /containers/{id}/update: resources now (running) and for later starts; the restart policy. */
   async update(idOrName: string, hc: DockerHostConfig): Promise<string[]> {
     const rec = this.get(idOrName);
-    const { updateContainer } = await import('../../runtime/update.ts');
     const warnings: string[] = [];
     if (hc.RestartPolicy && hc.RestartPolicy.Name !== undefined) {
       if (rec.HostConfig.AutoRemove && hc.RestartPolicy.Name !== 'no' && hc.RestartPolicy.Name !== '') {
@@ -900,7 +926,7 @@ export class ContainerService implements ContainerAccess {
       if (hc.PidsLimit !== undefined && hc.PidsLimit !== null) delta.pids = { limit: hc.PidsLimit > 0 ? hc.PidsLimit : -1 };
       if (Object.keys(delta).length) {
         try {
-          await updateContainer(this.runtime, rec.Id, delta as never);
+          await this.driverOf(rec).update(rec.Id, delta as never);
         } catch (err) {
           throw new ContainerError('invalid', `Cannot update container ${rec.Id}: ${(err as Error).message}`);
         }
@@ -952,17 +978,16 @@ export class ContainerService implements ContainerAccess {
   // ---- exec support ------------------------------------------------------------------------------
 
   /**
-   * Runs a process in a running container under its own monitor. Resolves once the monitor is
-   * listening; `started` settles when the process runs (with --hold: after the first attach
-   * client connected, so none of its output is lost) or failed to start.
+   * Runs a process in a running container under its own monitor. `onMonitorReady` runs once the
+   * monitor listens (with `hold`, the process waits for that first connection, so none of its
+   * output is lost); resolves once the process runs, rejects when it could not be started.
    */
-  async execProcess(rec: ContainerRecord, p: { execId: string; cmd: string[]; tty: boolean; stdin: boolean; env?: string[]; user?: string; workingDir?: string; privileged?: boolean; hold: boolean }): Promise<{ dir: string; started: Promise<void> }> {
+  async execProcess(rec: ContainerRecord, p: { execId: string; cmd: string[]; tty: boolean; stdin: boolean; env?: string[]; user?: string; workingDir?: string; privileged?: boolean; hold: boolean }, onMonitorReady: (dir: string) => Promise<void>): Promise<void> {
     if (!rec.State.Running) throw new ContainerError('conflict', `Container ${rec.Id} is not running`);
     if (rec.State.Paused) throw new ContainerError('conflict', `Container ${rec.Id} is paused, unpause the container before exec`);
     const dir = this.monitorDir(p.execId);
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const { launch, ready } = monitorLauncher({ dir, tty: p.tty, stdin: p.stdin, stdinOnce: true, hold: p.hold });
     let user: string | undefined;
     let additionalGids: number[] | undefined;
     if (p.user) {
@@ -970,19 +995,14 @@ export class ContainerService implements ContainerAccess {
       user = `${u.uid}:${u.gid}`;
       additionalGids = u.additionalGids;
     }
-    const started = execInContainer(this.runtime, rec.Id, {
-      args: p.cmd, tty: p.tty, consoleSocket: p.tty ? join(dir, 'console.sock') : undefined, env: p.env, user, additionalGids,
-      cwd: p.workingDir || undefined, detach: true, launch,
+    await this.driverOf(rec).exec(rec.Id, {
+      args: p.cmd, tty: p.tty, env: p.env, user, additionalGids, cwd: p.workingDir || undefined,
       caps: p.privileged ? ['CAP_SYS_ADMIN', 'CAP_NET_ADMIN', 'CAP_SYS_PTRACE', 'CAP_SYS_MODULE', 'CAP_SYS_RAWIO', 'CAP_MKNOD', 'CAP_SYS_TIME'] : undefined,
-    }).then(() => undefined);
-    started.catch(() => {});
-    await Promise.race([ready, started.then(() => ready)]);
-    return { dir, started };
+    }, { dir, tty: p.tty, stdin: p.stdin, stdinOnce: true, hold: p.hold }, () => onMonitorReady(dir));
   }
 
   // ---- daemon start and stop -------------------------------------------------------------------
 
-  /** Live restore: reconnect to running containers, record exits that happened meanwhile, restart per policy. */
   /** network connect/disconnect changed a container's endpoints (the network module calls this). */
   networkSettingsChanged(id: string, settings: NetworkSettings): void {
     const rec = this.store.byId(id);
@@ -991,6 +1011,7 @@ export class ContainerService implements ContainerAccess {
     this.save(rec);
   }
 
+  /** Live restore: reconnect to running containers, record exits that happened meanwhile, restart per policy. */
   async restore(): Promise<void> {
     const running = new Set<string>();
     for (const rec of this.store.all()) {
