@@ -222,7 +222,7 @@ test('--runtime runc: an external OCI runtime under the same monitor (run, exec,
   assert.match(bad.stderr, /unknown or invalid runtime name: nosuchruntime/);
 });
 
-test('docker attach: output, stdin, detach with ctrl-p ctrl-q keeps the container running', { skip }, async () => {
+test('docker attach: output and stdin of a running container; stdin EOF ends it', { skip }, async () => {
   await ok(['run', '-d', '-i', '--name', 'att', 'busybox', 'sh', '-c', 'while read line; do echo got $line; done']);
   const a = await docker(['attach', 'att'], { input: 'one\ntwo\n' });
   // stdin ended: the shell's read loop ends, so does the container

@@ -30,6 +30,7 @@ import { ConfigError } from '../errors.ts';
 import type { Seccomp } from '../spec-types.ts';
 import { assemble, BPF_MAXINSNS, type Cond, type Insn, type Target } from './bpf.ts';
 import { SYSCALL_TABLES, type SyscallArch } from './syscalls.ts';
+import { newerSyscallNumber } from './syscalls-newer.ts';
 
 /** SECCOMP_RET_* values (linux/seccomp.h). */
 export const SECCOMP_RET = {
@@ -141,7 +142,7 @@ export function nativeSeccompArch(arch: string = process.arch): SyscallArch | un
 
 /** Resolves a syscall name for one architecture (undefined where it has no such syscall). */
 export function syscallNumber(arch: SyscallArch, name: string): number | undefined {
-  return Object.hasOwn(SYSCALL_TABLES[arch], name) ? SYSCALL_TABLES[arch][name] : undefined;
+  return Object.hasOwn(SYSCALL_TABLES[arch], name) ? SYSCALL_TABLES[arch][name] : newerSyscallNumber(arch, name);
 }
 
 const F = 'linux.seccomp';
