@@ -55,7 +55,15 @@ execFileSync(cc, [
 }
 
 const esbuild = await import('esbuild');
-const entries = { 'berth-runtime': 'src/runtime/cli.ts', 'berth': 'src/cli/berth.ts' };
+// berth-daemon.cjs is `berth daemon`'s code, loaded by berth.cjs only for that command: client
+// commands (`berth run`, `berth ps`) then parse a third of the code at start-up.
+const entries = { 'berth-runtime': 'src/runtime/cli.ts', 'berth': 'src/cli/berth.ts', 'berth-daemon': 'src/api/daemon.ts' };
+const splitDaemon = {
+  name: 'split-daemon',
+  setup(build) {
+    build.onResolve({ filter: /\/api\/daemon\.ts$/ }, (args) => (args.importer.endsWith(join('src', 'cli', 'berth.ts')) ? { path: './berth-daemon.cjs', external: true } : undefined));
+  },
+};
 // Native addons stay outside the bundle (loaded from node_modules at run time).
 const external = ['better-sqlite3', 'zstd-napi'];
 // The build's identity for `berth version` and /version (src/api/version.ts).
@@ -86,6 +94,7 @@ for (const [name, entry] of Object.entries(entries)) {
     define: { 'import.meta.url': '__berthModuleUrl', ...buildDefines },
     banner: { js: '#!/usr/bin/env node\nconst __berthModuleUrl = require("node:url").pathToFileURL(__filename).href;' },
     logLevel: 'warning',
+    plugins: [splitDaemon],
   });
   chmodSync(outfile, 0o755);
 }
