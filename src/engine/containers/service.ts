@@ -25,6 +25,7 @@ import { MonitorConnection, monitorRunning, readExitRecord } from '../monitor.ts
 import { BuiltinDriver, ExternalDriver, lookPath, type OciDriver } from './oci-driver.ts';
 import { BUILTIN_RUNTIME } from '../config.ts';
 import { ContainerStore } from './store.ts';
+import { mark } from '../../runtime/timing.ts';
 import { rootfsPropagation } from '../volumes.ts';
 import { ContainerConfigError, entrypointAndArgs, mergeImageConfig, runOptionsFrom, validateHostConfig } from './create-config.ts';
 import type { MetadataDb } from '../db.ts';
@@ -434,6 +435,7 @@ export class ContainerService implements ContainerAccess {
     const bundle = this.bundleDir(id);
     const dir = this.monitorDir(id);
     const networks = this.opts.networks();
+    mark('start: begin');
     let mounted = false;
     let sandboxMade = false;
     let created = false;
@@ -443,8 +445,10 @@ export class ContainerService implements ContainerAccess {
         await images.snapshots.mount(id, rootfs);
         mounted = true;
       }
+      mark('start: rootfs mounted');
       const sandbox = networks ? await networks.prepare(this.sandboxRequest(rec)) : this.isolatedSandbox(rec);
       sandboxMade = networks !== undefined;
+      mark('start: network sandbox');
       rec.NetworkSettings = sandbox.networkSettings;
       rec.HostsPath = sandbox.hostsPath;
       rec.ResolvConfPath = sandbox.resolvConfPath;
@@ -452,6 +456,7 @@ export class ContainerService implements ContainerAccess {
       const volumeMounts = this.opts.volumes() ? await this.opts.volumes()!.ociMounts(id, rec.Mounts, rootfs) : [];
       const spec = this.buildContainerSpec(rec, rootfs, sandbox, volumeMounts);
       writeFileSync(join(bundle, 'config.json'), JSON.stringify(spec));
+      mark('start: spec written');
 
       rmSync(dir, { recursive: true, force: true });
       mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -470,6 +475,7 @@ export class ContainerService implements ContainerAccess {
         stdin: rec.Config.OpenStdin === true,
         stdinOnce: rec.Config.StdinOnce === true,
       });
+      mark('start: created under the monitor');
       const conn = await MonitorConnection.connect(dir);
       conn.onOutput(() => { /* the daemon's own connection watches the exit only */ });
       const exited = conn.exited;
@@ -481,6 +487,7 @@ export class ContainerService implements ContainerAccess {
       const size = rec.HostConfig.ConsoleSize;
       if (tty && size && size[0] > 0 && size[1] > 0) conn.resize(size[0], size[1]);
       driver.start(id);
+      mark('start: started');
       rec.State = { ...emptyState(), Status: 'running', Running: true, Pid: driver.pid(id), StartedAt: new Date().toISOString(), FinishedAt: rec.State.FinishedAt };
       this.save(rec);
       this.event('start', rec);
