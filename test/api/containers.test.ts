@@ -173,6 +173,13 @@ test('--restart on-failure:2 and always; containers outlive kill -9 of the daemo
   const logs = (await ok(['logs', 'survivor'])).trim().split('\n');
   assert.ok(logs.length >= 3, logs.join('\n'));
   logs.forEach((l, i) => assert.equal(l, `tick ${i + 1}`));
+  // berth's own CLI sees the same after the kill -9
+  const bps = await d.berth(['ps', '--format', '{{.Names}} {{.State}}']);
+  assert.equal(bps.code, 0, bps.stderr);
+  assert.match(bps.stdout, /^survivor running$/m);
+  const blogs = await d.berth(['logs', 'survivor']);
+  assert.equal(blogs.code, 0, blogs.stderr);
+  assert.ok(blogs.stdout.startsWith(logs.map((l) => `${l}\n`).join('')), blogs.stdout);
   await until('the always container to restart after the daemon restart', async () => JSON.parse(await ok(['inspect', 'always']))[0].RestartCount >= 1, 20_000);
   // A container that exits while the daemon is down: its exit code is recorded anyway.
   await ok(['run', '-d', '--name', 'shortlived', 'busybox', 'sh', '-c', 'sleep 1; echo finished; exit 9']);
