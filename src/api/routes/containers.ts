@@ -548,20 +548,21 @@ async function execStart(ctx: RequestContext): Promise<void> {
     ctx.noContent(200);
     return;
   }
+  // The 101 goes out before the process starts: a client that reads the response headers through
+  // a buffered reader (docker-py) would otherwise swallow the first output with them.
+  const hj = hijackFor(ctx, tty);
   let conn: MonitorConnection | undefined;
   try {
     conn = await e.start(inst.id, { detach: false, tty, consoleSize: body.ConsoleSize });
   } catch (err) {
-    // The process did not start: docker reports this inside the stream (the client already upgraded).
-    if (!ctx.upgrade) throw err;
-    const hj = ctx.hijack({ contentType: tty ? MEDIA_TYPE_RAW_STREAM : MEDIA_TYPE_MULTIPLEXED_STREAM });
+    // The process did not start: docker reports this inside the stream.
     const msg = `OCI runtime exec failed: ${(err as Error).message}: unknown\r\n`;
     hj.socket.end(tty ? msg : muxFrame(1, msg));
     ctx.daemon.events.log('container', 'exec_die', { ID: rec.Id, Attributes: { execID: inst.id, exitCode: String(inst.exitCode ?? 126), image: rec.ImageRef, name: rec.Name.slice(1) } });
     return;
   }
   const detachKeys = parseDetachKeys(inst.config.DetachKeys || (ctx.daemon.config as { detachKeys?: string }).detachKeys || 'ctrl-p,ctrl-q');
-  await pipeHijacked(hijackFor(ctx, tty), conn!, {
+  await pipeHijacked(hj, conn!, {
     tty, stdin: inst.config.AttachStdin === true, stdout: inst.config.AttachStdout !== false, stderr: inst.config.AttachStderr !== false,
     detachKeys, stdinOnce: true,
     onEnd: (code) => { if (code !== undefined) inst.exitCode = code; },
