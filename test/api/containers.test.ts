@@ -4,26 +4,16 @@
 // and live restore across a kill -9 of the daemon.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { DOCKER_BIN, TestDaemon, type RunResult } from '../helpers/daemon.ts';
-import { makeBusyboxRootfs, tarDirectory } from '../helpers/images.ts';
+import { importBusybox } from '../helpers/containers.ts';
 
 const skip = existsSync(DOCKER_BIN) ? false : `the docker CLI is not installed at ${DOCKER_BIN}`;
 let d: TestDaemon;
 let work: string;
-
-/** busybox as an image in the daemon: `docker import` of the busybox-static rootfs, CMD sh. */
-export async function importBusybox(daemon: TestDaemon, dir: string, tag = 'busybox:latest'): Promise<void> {
-  const root = join(dir, 'rootfs');
-  makeBusyboxRootfs(root);
-  const tar = join(dir, 'busybox.tar');
-  writeFileSync(tar, tarDirectory(root));
-  const r = await daemon.docker(['import', '--change', 'CMD ["sh"]', tar, tag], { timeoutMs: 60_000 });
-  assert.equal(r.code, 0, r.stderr);
-}
 
 before(async () => {
   if (skip) return;
