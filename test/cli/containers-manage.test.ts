@@ -35,7 +35,12 @@ function docker(args: string[], opts: { cwd?: string; input?: string } = {}): Pr
 }
 
 const DURATION = /(Less than a second|About a minute|About an hour|\d+ (seconds?|minutes|hours))/g;
-const norm = (s: string): string => s.replace(DURATION, '<t>').replace(/\bdocker\b/g, 'berth');
+// A duration that moved also moves the table's column widths, so such output is compared cell
+// by cell (alignment itself is covered by test/cli/containers-format.test.ts).
+const norm = (s: string): string => {
+  const t = s.replace(DURATION, '<t>').replace(/\bdocker\b/g, 'berth');
+  return t === s.replace(/\bdocker\b/g, 'berth') ? t : t.replace(/ {2,}/g, '  ');
+};
 
 async function same(args: string[], opts: { cwd?: string; input?: string; normalise?: (s: string) => string } = {}): Promise<RunResult> {
   const d = await docker(args, opts);
@@ -102,10 +107,12 @@ test('top, port, diff, stats --no-stream', { skip, timeout: 300_000 }, async () 
   for (const args of [
     ['top', 'web'], ['top', 'web', '-o', 'pid,comm'], ['container', 'top', 'web', 'aux'], ['top', 'done'], ['top'],
     ['port', 'web'], ['port', 'web', '80'], ['port', 'web', '81/tcp'], ['port', 'web', '90'], ['port', 'web', 'abc'], ['port', 'cr'],
-    ['diff', 'web'], ['diff', 'cr'], ['diff', 'nosuch'],
+    ['diff', 'cr'], ['diff', 'nosuch'],
     ['stats', '--no-stream', 'cr', 'done'], ['stats', '--no-stream', '--format', 'table {{.Name}}\t{{.PIDs}}', 'web'],
     ['stats', '--no-stream', '-a', '--format', '{{.Container}} {{.Name}} {{.PIDs}}'], ['stats', '--no-stream', 'nosuch'],
   ]) await same(args);
+  // dockerd 20.10 lists changes in Go map order, different on every call: compared as sets.
+  await same(['diff', 'web'], { normalise: (s) => s.split('\n').sort().join('\n') });
 });
 
 test('stats streams frames with docker\'s redraw sequences', { skip, timeout: 60_000 }, async () => {
@@ -189,7 +196,8 @@ test('cp into the container: trees, files, "/." contents, over links, -L, errors
   for (const [pre, dst] of cases) {
     const d = await docker(['cp', ...pre, `web:${dst.replace('/T', '/t1')}`], { cwd: src });
     const b = await berth(['cp', ...pre, `web:${dst.replace('/T', '/t2')}`], { cwd: src });
-    const n = (s: string): string => norm(s).replace(/\/t2/g, '/t1');
+    // dockerd's CLI logs its own aborted tar writer (logrus lines) when the copy is refused.
+    const n = (s: string): string => norm(s).replace(/\/t2/g, '/t1').split('\n').filter((l) => !l.startsWith('time="')).join('\n');
     assert.equal(n(b.stdout + b.stderr), n(d.stdout + d.stderr), `cp ${pre.join(' ')} ${dst}`);
     assert.equal(b.code, d.code, `cp ${pre.join(' ')} ${dst}: ${b.stderr}`);
     assert.equal(await containerTree('/t2'), await containerTree('/t1'), `cp ${pre.join(' ')} ${dst}: files`);

@@ -510,7 +510,9 @@ export interface CommitOptions { author?: string; message?: string; change?: str
 
 export async function commitCommand(args: string[], opts: CommitOptions, connect: Connect, command = 'commit'): Promise<void> {
   checkArgs(args, { command, usage: '[OPTIONS] CONTAINER [REPOSITORY[:TAG]]', short: "Create a new image from a container's changes", min: 1, max: 2 });
-  const pause = parseBoolFlag(opts.pause, '-p, --pause') ?? true;
+  // "-p=false" reaches commander as the short flag with the value "=false".
+  const pauseFlag = typeof opts.pause === 'string' && opts.pause.startsWith('=') ? opts.pause.slice(1) : opts.pause;
+  const pause = parseBoolFlag(pauseFlag, '-p, --pause') ?? true;
   const [ctr, refText] = args;
   let repo = '';
   let tag = '';
