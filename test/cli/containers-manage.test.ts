@@ -99,7 +99,7 @@ test('inspect: containers, the generic form over containers and images, --type, 
     ['inspect', '-s', '-f', '{{.SizeRw}} {{.SizeRootFs}}', 'web'], ['inspect', '--type', 'image', '-f', '{{.Id}}', 'busybox'],
     ['inspect', '-f', '{{.Id}}', 'busybox'], ['inspect', '-s', '-f', '{{.Id}}', 'busybox'],
     ['inspect', 'nosuch'], ['container', 'inspect', 'nosuch'], ['inspect', 'web', 'nosuch', '-f', '{{.Name}}'],
-    ['inspect', '--type', 'foo', 'web'], ['inspect', '--type', 'container', 'busybox'], ['inspect', '-f', '{{.Name', 'web'],
+    ['inspect', '--type', 'foo', 'web'], ['inspect', '-f', '{{.State.Status}}', 'busybox'], ['inspect', '--type', 'container', 'busybox'], ['inspect', '-f', '{{.Name', 'web'],
   ]) await same(args);
 });
 

@@ -23,7 +23,7 @@ const NO_VALUE = Symbol('no value');
 // ---------------------------------------------------------------------------------------------
 
 type Tok =
-  | { t: 'field'; v: string[] } // .A.B (v = ['A','B']); '.' alone = []
+  | { t: 'field'; v: string[]; at: number } // .A.B (v = ['A','B']); '.' alone = []; at: column of the last part
   | { t: 'var'; v: string; fields: string[] } // $x.A
   | { t: 'ident'; v: string }
   | { t: 'string'; v: string }
@@ -34,7 +34,7 @@ type Tok =
   | { t: 'fieldchain'; v: string[] }; // .A after a ')' : (pipe).A
 
 type Arg =
-  | { k: 'field'; path: string[] }
+  | { k: 'field'; path: string[]; pos?: string }
   | { k: 'var'; name: string; path: string[] }
   | { k: 'lit'; v: unknown }
   | { k: 'ident'; name: string }
@@ -54,7 +54,7 @@ function splitFields(s: string): string[] {
   return s.split('.').filter((x) => x !== '');
 }
 
-function lexAction(src: string, pos: string): Tok[] {
+function lexAction(src: string, pos: string, col0 = 0): Tok[] {
   const toks: Tok[] = [];
   let i = 0;
   const err = (m: string): never => { throw new TemplateError(`template: ${pos}: ${m}`); };
@@ -104,7 +104,7 @@ function lexAction(src: string, pos: string): Tok[] {
     }
     if (c === '.') {
       const m = /^(\.[A-Za-z_][A-Za-z0-9_]*)+|^\./.exec(src.slice(i)) as RegExpExecArray;
-      toks.push({ t: 'field', v: m[0] === '.' ? [] : splitFields(m[0]) });
+      toks.push({ t: 'field', v: m[0] === '.' ? [] : splitFields(m[0]), at: col0 + i + m[0].lastIndexOf('.') });
       i += m[0].length;
       continue;
     }
@@ -195,7 +195,7 @@ class Parser {
   private operand(): Arg {
     const t = this.toks[this.p++];
     switch (t.t) {
-      case 'field': return { k: 'field', path: t.v };
+      case 'field': return { k: 'field', path: t.v, pos: `${this.pos}:${t.at}` };
       case 'var': return { k: 'var', name: t.v, path: t.fields };
       case 'string': return { k: 'lit', v: t.v };
       case 'number': return { k: 'lit', v: t.v };
@@ -220,7 +220,7 @@ export class Template {
 
   static parse(source: string): Template {
     // Split into text and actions, honouring trim markers.
-    type Piece = { text: string } | { action: string; line: number };
+    type Piece = { text: string } | { action: string; line: number; col: number };
     const pieces: Piece[] = [];
     let i = 0;
     let line = 1;
@@ -256,7 +256,7 @@ export class Template {
         const m = /^\s+/.exec(source.slice(next));
         if (m) next += m[0].length;
       }
-      pieces.push({ action: body, line });
+      pieces.push({ action: body, line, col: start - (source.lastIndexOf('\n', start - 1) + 1) });
       line += (source.slice(open, next).match(/\n/g) ?? []).length;
       i = next;
     }
@@ -283,17 +283,17 @@ export class Template {
           if (word === 'define' || word === 'template' || word === 'block') {
             throw new TemplateError(`template: ${pos}: {{${word}}} is not supported`);
           }
-          nodes.push(parseBlock(word as 'if' | 'range' | 'with', rest, pos));
+          nodes.push(parseBlock(word as 'if' | 'range' | 'with', rest, pos, piece.col + Math.max(0, piece.action.indexOf(rest))));
           continue;
         }
-        nodes.push({ n: 'action', pipe: new Parser(pos).pipeline(lexAction(body, pos)) });
+        nodes.push({ n: 'action', pipe: new Parser(pos).pipeline(lexAction(piece.action, pos, piece.col)) });
       }
       if (stopAt.length) throw new TemplateError(`template: :${line}: unexpected EOF`);
       return { nodes, stop: '' };
     };
-    const parseBlock = (word: 'if' | 'range' | 'with', cond: string, pos: string): Node => {
+    const parseBlock = (word: 'if' | 'range' | 'with', cond: string, pos: string, col = 0): Node => {
       if (!cond.trim()) throw new TemplateError(`template: ${pos}: missing value for ${word}`);
-      const pipe = new Parser(pos).pipeline(lexAction(cond, pos));
+      const pipe = new Parser(pos).pipeline(lexAction(cond, pos, col));
       const body = parseList(['else', 'end']);
       let elseNodes: Node[] = [];
       if (body.stop === 'else') {
@@ -610,7 +610,7 @@ class Executor {
   private arg(a: Arg, dot: unknown, scope: Scope): unknown {
     switch (a.k) {
       case 'lit': return a.v;
-      case 'field': return this.walk(dot, a.path, `.${a.path.join('.')}`);
+      case 'field': return this.walk(dot, a.path, `.${a.path.join('.')}`, a.pos);
       case 'var': return this.walk(this.lookupVar(a.name, scope), a.path, a.name);
       case 'sub': return this.walk(this.pipe(a.pipe, dot, scope), a.path, '(…)');
       case 'ident': {
@@ -621,21 +621,29 @@ class Executor {
     }
   }
 
-  private walk(v: unknown, path: string[], at: string): unknown {
+  private walk(v: unknown, path: string[], at: string, pos?: string): unknown {
+    // Go prefixes execution errors with the node's ":line:column" when it knows it.
+    const where = pos ? `${pos}: ` : '';
     let cur = v;
     for (const f of path) {
       if (cur === NO_VALUE) return NO_VALUE;
-      if (cur === null || cur === undefined) throw new TemplateError(`executing "" at <${at}>: nil pointer evaluating interface {}.${f}`);
+      if (cur === null || cur === undefined) throw new TemplateError(`${where}executing "" at <${at}>: nil pointer evaluating interface {}.${f}`);
       if (cur instanceof Map) { cur = cur.has(f) ? cur.get(f) : NO_VALUE; continue; }
-      if (typeof cur !== 'object') throw new TemplateError(`executing "" at <${at}>: can't evaluate field ${f} in type ${typeName(cur)}`);
+      if (typeof cur !== 'object') throw new TemplateError(`${where}executing "" at <${at}>: can't evaluate field ${f} in type ${typeName(cur)}`);
       const o = cur as Record<string, unknown>;
-      if (isStruct(cur)) {
-        if (!(f in o)) throw new TemplateError(`executing "" at <${at}>: can't evaluate field ${f} in type ${typeName(cur)}`);
-        const val = o[f];
-        cur = typeof val === 'function' ? (val as () => unknown).call(o) : val;
-      } else {
-        cur = Object.hasOwn(o, f) ? o[f] : NO_VALUE;
-        if (typeof cur === 'function') cur = (cur as () => unknown).call(o);
+      try {
+        if (isStruct(cur)) {
+          if (!(f in o)) throw new TemplateError(`${where}executing "" at <${at}>: can't evaluate field ${f} in type ${typeName(cur)}`);
+          const val = o[f];
+          cur = typeof val === 'function' ? (val as () => unknown).call(o) : val;
+        } else {
+          cur = Object.hasOwn(o, f) ? o[f] : NO_VALUE;
+          if (typeof cur === 'function') cur = (cur as () => unknown).call(o);
+        }
+      } catch (e) {
+        // A strict map's "map has no entry for key" (inspect templates) is an execution error too.
+        if (e instanceof TemplateError) throw e;
+        throw new TemplateError(`${where}executing "" at <${at}>: ${(e as Error).message}`);
       }
     }
     return cur;
