@@ -53,7 +53,7 @@ test('docker info: the server section as against dockerd, no errors or warnings'
   for (const line of [
     /^ Containers: 0$/m, /^ {2}Running: 0$/m, /^ Images: 0$/m, /^ Server Version: \d+\.\d+\.\d+/m,
     /^ Storage Driver: (overlay2|vfs)$/m, /^ Logging Driver: json-file$/m, /^ Cgroup Driver: cgroupfs$/m,
-    /^ Cgroup Version: [12]$/m, /^ Swarm: inactive$/m, /^ Runtimes: berth$/m, /^ Default Runtime: berth$/m,
+    /^ Cgroup Version: [12]$/m, /^ Swarm: inactive$/m, /^ Runtimes: (\S+ )*berth( \S+)*$/m, /^ Default Runtime: berth$/m,
     /^ Security Options:\n {2}seccomp\n {3}Profile: builtin$/m, new RegExp(`^ Kernel Version: ${release().replace(/[.+]/g, '\\$&')}$`, 'm'),
     /^ OSType: linux$/m, new RegExp(`^ CPUs: ${availableParallelism()}$`, 'm'), /^ Total Memory: [\d.]+GiB$/m,
     new RegExp(`^ Docker Root Dir: ${d.dataRoot}$`, 'm'),
