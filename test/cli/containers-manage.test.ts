@@ -154,6 +154,9 @@ test('pause, unpause, rename, update: output, errors and the effect', { skip, ti
   await same(['update', 'web']);
   await same(['update', '-m', '64m', 'nosuch']);
   await same(['update', '--restart', 'always:x', 'web']);
+  await same(['update', '--cpus', 'x', 'web']);
+  await same(['update', '-m', '1q', 'web']);
+  await same(['update', '-m', 'x', 'web']);
 });
 
 test('cp from the container: directory and file sources, "/." contents, new names, links, -L, errors, tar to stdout', { skip, timeout: 300_000 }, async () => {

@@ -41,12 +41,15 @@ async function configFormat(key: 'psFormat' | 'statsFormat'): Promise<string | u
   }
 }
 
-/** pflag's int parsing error for a flag value (status 125). */
-function parseIntFlag(value: string | undefined, flag: string, fallback: number): number {
+/** A bad flag value as docker 28 reports it: status 125, the reason, the command's usage. */
+function flagValueError(value: string, flag: string, why: string, command: string, usage: string): ExitError {
+  return new ExitError(125, `invalid argument "${value}" for "${flag}" flag: ${why}\n\nUsage:  berth ${command} ${usage}\n\nRun 'berth ${command} --help' for more information`);
+}
+
+/** pflag's int parsing of a flag value. */
+function parseIntFlag(value: string | undefined, flag: string, fallback: number, command: string, usage: string): number {
   if (value === undefined) return fallback;
-  if (!/^[+-]?\d+$/.test(value)) {
-    throw new ExitError(125, `invalid argument "${value}" for "${flag}" flag: strconv.ParseInt: parsing "${value}": invalid syntax\nSee 'berth --help'.`);
-  }
+  if (!/^[+-]?\d+$/.test(value)) throw flagValueError(value, flag, `strconv.ParseInt: parsing "${value}": invalid syntax`, command, usage);
   return Number(value);
 }
 
@@ -80,7 +83,7 @@ export function renderContainers(containers: ContainerSummary[], opts: { format?
 export async function psCommand(args: string[], opts: PsOptions, connect: Connect, command = 'ps'): Promise<void> {
   checkArgs(args, { command, usage: '[OPTIONS]', short: 'List containers', max: 0 });
   const filters = parseFilterFlags(opts.filter ?? [], { command, usage: '[OPTIONS]', flag: '-f, --filter' });
-  let limit = parseIntFlag(opts.last, '-n, --last', -1);
+  let limit = parseIntFlag(opts.last, '-n, --last', -1, command, '[OPTIONS]');
   if (opts.latest && limit === -1) limit = 1;
   let format = opts.format ?? '';
   if (format === '') format = (await configFormat('psFormat')) ?? '';
@@ -375,7 +378,7 @@ export interface UpdateOptions {
 }
 
 function flagError(value: string, flag: string, why: string): ExitError {
-  return new ExitError(125, `invalid argument "${value}" for "${flag}" flag: ${why}\nSee 'berth update --help'.`);
+  return flagValueError(value, flag, why, 'update', '[OPTIONS] CONTAINER [CONTAINER...]');
 }
 
 function memFlag(value: string | undefined, flag: string, swap = false): number {
@@ -384,7 +387,9 @@ function memFlag(value: string | undefined, flag: string, swap = false): number 
   try {
     return ramInBytes(value);
   } catch (e) {
-    throw flagError(value, flag, (e as Error).message);
+    // go-units names the unknown suffix when the value starts with a number.
+    const m = /^\d+(?:\.\d+)? ?(.+)$/.exec(value);
+    throw flagError(value, flag, m ? `invalid suffix: '${m[1]}'` : `invalid size: '${value}'`);
   }
 }
 
