@@ -260,3 +260,16 @@ async function containerTree(dir: string): Promise<string> {
   const r = await ref.docker(['exec', 'web', 'sh', '-c', `cd ${dir} && find . | sort | while read f; do stat -c '%n %F %a %s %u:%g %N' "$f"; done`]);
   return r.stdout;
 }
+
+test('cp on a terminal says what it copied, also before an error (through script(1))', { skip: skip || (spawnSync('sh', ['-c', 'command -v script']).status !== 0 ? 'no script(1)' : false), timeout: 120_000 }, async () => {
+  const dir = join(work, 'tty');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'f'), 'x'.repeat(3000));
+  const onTty = (cmd: string): string => spawnSync('script', ['-qec', cmd, '/dev/null'], { encoding: 'utf8', cwd: dir, env: { ...process.env, BERTH_AUTOSTART: '0', DOCKER_CONFIG: join(ref.work, 'cli') } }).stdout;
+  const berthCmd = `${process.execPath} --import ${TSX} ${BERTH_SRC} -H ${ref.host}`;
+  for (const args of ['cp f web:/tty1', `cp web:/bin/busybox ${dir}/out`, 'cp f web:/nodir/x', `cp web:/bin ${dir}/f`]) {
+    const d = onTty(`/usr/local/bin/docker -H ${ref.host} ${args}`);
+    assert.match(d, /Successfully copied/);
+    assert.equal(onTty(`${berthCmd} ${args}`), d, args);
+  }
+});

@@ -19,7 +19,7 @@ import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar-stream';
 import { displaySize } from '../../api/units.ts';
 import { writeStderr } from '../../runtime/output.ts';
-import { ApiResponseError, type EngineClient } from '../client.ts';
+import { ApiResponseError, readAll, type EngineClient } from '../client.ts';
 import { checkArgs } from './common.ts';
 import { containerPath, streamToStdout } from './containers-manage.ts';
 
@@ -244,15 +244,26 @@ async function copyFromContainer(client: EngineClient, ctr: string, srcPathIn: s
   const src: CopyInfo = { path: srcPath, exists: true, isDir: stat ? isDirMode(stat.mode) : false, rebaseName: rebase };
   const total = { n: 0 };
   const body = counting(res, total);
-  const dst = localDestination(dstPath);
-  const plan = prepareArchiveCopy(src, dst);
+  // docker 28 never draws its progress bar (its terminal check sees a wrapped stream), but on a
+  // terminal it says what was copied, also when the copy then fails.
+  const report = (): void => { if (!opts.quiet) writeStderr(`Successfully copied ${displaySize(total.n)} to ${dstPath}\n`); };
+  let plan: ReturnType<typeof prepareArchiveCopy>;
+  try {
+    plan = prepareArchiveCopy(src, localDestination(dstPath));
+  } catch (e) {
+    report();
+    throw e;
+  }
   // A followed link keeps the link's name first (moby's GetRebaseName), then the destination's.
   const srcBase = splitPathDirEntry(src.path).base;
   const afterLink = (n: string): string => (src.rebaseName ? rebaseName(n, srcBase, src.rebaseName) : n);
   const from = src.rebaseName ?? srcBase;
   const rename = plan.from !== undefined && plan.to !== undefined ? (n: string): string => rebaseName(afterLink(n), from, plan.to!) : afterLink;
-  await extract(body, plan.dstDir, rename);
-  if (!opts.quiet) writeStderr(`Successfully copied ${displaySize(total.n)} to ${dstPath}\n`);
+  try {
+    await extract(body, plan.dstDir, rename);
+  } finally {
+    report();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -346,13 +357,16 @@ async function copyToContainer(client: EngineClient, ctr: string, srcIn: string,
     body = counting(tarResource(src, rename), total);
     dstDir = plan.dstDir;
   }
-  const res = await client.request('PUT', `/containers/${containerPath(ctr)}/archive`, {
-    query: { path: dstDir, noOverwriteDirNonDir: 'true', copyUIDGID: opts.archive ? 'true' : undefined },
-    headers: { 'Content-Type': 'application/x-tar' },
-    body,
-  });
-  res.resume();
-  if (!opts.quiet) writeStderr(`Successfully copied ${displaySize(total.n)} to ${ctr}:${dst.path}\n`);
+  try {
+    const res = await client.request('PUT', `/containers/${containerPath(ctr)}/archive`, {
+      query: { path: dstDir, noOverwriteDirNonDir: 'true', copyUIDGID: opts.archive ? 'true' : undefined },
+      headers: { 'Content-Type': 'application/x-tar' },
+      body,
+    });
+    await readAll(res);
+  } finally {
+    if (!opts.quiet) writeStderr(`Successfully copied ${displaySize(total.n)} to ${ctr}:${dst.path}\n`);
+  }
 }
 
 export async function cpCommand(args: string[], opts: { archive?: boolean; followLink?: boolean; quiet?: boolean }, connect: Connect, command = 'cp'): Promise<void> {
