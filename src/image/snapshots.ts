@@ -142,11 +142,21 @@ function removeTree(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
-function runMount(args: string[], cwd?: string): void {
-  const r = spawnSync('mount', args, { cwd, encoding: 'utf8' });
-  if (r.error) throw new SnapshotError('mount', `cannot run mount: ${r.error.message}`);
-  if (r.status !== 0) throw new SnapshotError('mount', `mount ${args.join(' ')} failed: ${(r.stderr || r.stdout).trim() || `exit ${r.status}`}`);
+/** mount(8), asynchronously: a daemon starting containers must not stall its event loop on it. */
+function runMount(args: string[], cwd?: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile(MOUNT_BIN, args, { cwd, encoding: 'utf8' }, (err, stdout, stderr) => {
+      if (!err) { resolve(); return; }
+      const code = (err as NodeJS.ErrnoException).code;
+      if (typeof code === 'string') { reject(new SnapshotError('mount', `cannot run mount: ${err.message}`)); return; }
+      reject(new SnapshotError('mount', `mount ${args.join(' ')} failed: ${(stderr || stdout).trim() || `exit ${code}`}`));
+    });
+  });
 }
+
+// util-linux's, by path: a lookup through $PATH costs a failed exec per earlier PATH entry.
+const MOUNT_BIN = existsSync('/usr/bin/mount') ? '/usr/bin/mount' : existsSync('/bin/mount') ? '/bin/mount' : 'mount';
+const UMOUNT_BIN = existsSync('/usr/bin/umount') ? '/usr/bin/umount' : existsSync('/bin/umount') ? '/bin/umount' : 'umount';
 
 /**
  * Whether overlayfs works with upper and work dirs inside `dir` (it does not on top of another
@@ -461,7 +471,7 @@ export class Snapshotter {
   async mount(key: string, target: string): Promise<void> {
     const spec = this.mountSpec(key, (p) => p);
     if (spec.type === 'bind') {
-      runMount(['--bind', join(this.dir, spec.source), target]);
+      await runMount(['--bind', join(this.dir, spec.source), target]);
       return;
     }
     const data = spec.options.join(',');
@@ -469,12 +479,16 @@ export class Snapshotter {
     if (data.length >= 4096) {
       throw new SnapshotError('mount', `too many layers to mount (${spec.lowerdirs.length}): the overlay options exceed one page`);
     }
-    runMount(['-t', 'overlay', 'overlay', '-o', data, target], this.dir);
+    await runMount(['-t', 'overlay', 'overlay', '-o', data, target], this.dir);
   }
 
   async unmount(target: string): Promise<void> {
-    const r = spawnSync('umount', [target], { encoding: 'utf8' });
-    if (r.status !== 0) throw new SnapshotError('mount', `umount ${target} failed: ${(r.stderr || '').trim() || `exit ${r.status}`}`);
+    await new Promise<void>((resolve, reject) => {
+      execFile(UMOUNT_BIN, [target], { encoding: 'utf8' }, (err, _stdout, stderr) => {
+        if (err) reject(new SnapshotError('mount', `umount ${target} failed: ${(stderr || '').trim() || err.message}`));
+        else resolve();
+      });
+    });
   }
 
   /** Snapshots that name this one as parent. */

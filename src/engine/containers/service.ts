@@ -379,9 +379,15 @@ export class ContainerService implements ContainerAccess {
           volumesFrom: (x) => this.get(x).Mounts,
         });
       }
-      if (!this.store.insert(rec)) {
-        const other = this.store.byName(name);
-        throw nameConflict(name, other?.Id ?? '');
+      let inserted = this.store.insert(rec);
+      // A generated name taken meanwhile by a concurrent create: draw another.
+      for (let i = 0; !inserted && !req.name && i < 20; i++) {
+        rec.Name = `/${this.generateName()}`;
+        inserted = this.store.insert(rec);
+      }
+      if (!inserted) {
+        const other = this.store.byName(rec.Name);
+        throw nameConflict(rec.Name, other?.Id ?? '');
       }
     } catch (err) {
       if (volumesPlanned) await this.opts.volumes()?.release(id, true).catch(() => {});

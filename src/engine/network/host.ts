@@ -65,8 +65,17 @@ export class HostNames {
   get chains(): string[] { return (['nat', 'post', 'fwd', 'iso1', 'iso2'] as const).map((k) => this.chain(k)); }
 }
 
+/**
+ * Whether a network device of that name exists in our network namespace. Read from
+ * /proc/self/net/dev, which always shows the reader's namespace; /sys/class/net shows the one
+ * sysfs was mounted in, which after `unshare --net` alone is still the host's.
+ */
 export function linkExists(name: string): boolean {
-  return existsSync(`/sys/class/net/${name}`);
+  try {
+    return readFileSync('/proc/self/net/dev', 'utf8').split('\n').some((l) => l.trimStart().startsWith(`${name}:`));
+  } catch {
+    return existsSync(`/sys/class/net/${name}`);
+  }
 }
 
 export function writeSysctl(path: string, value: string): void {
