@@ -262,7 +262,6 @@ function normalizeCaps(names: string[]): string[] {
   });
 }
 
-/** docker's --cap-add/--cap-drop/--privileged rules over the default set. */
 /**
  * "All capabilities" (--privileged, --cap-add ALL): those in the daemon's own bounding set. A
  * daemon confined to fewer (a container host that dropped CAP_SYS_RESOURCE) cannot grant the
@@ -277,6 +276,7 @@ function allCapabilities(): string[] {
   return CAPABILITIES.filter((_c, i) => bounding === undefined || ((bounding >> BigInt(i)) & 1n) === 1n);
 }
 
+/** docker's --cap-add/--cap-drop/--privileged rules over the default set. */
 export function capabilitySet(opts: Pick<RunOptions, 'capAdd' | 'capDrop' | 'privileged'>): string[] {
   if (opts.privileged) return allCapabilities();
   const add = normalizeCaps(opts.capAdd ?? []);
