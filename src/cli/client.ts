@@ -44,7 +44,8 @@ export interface RequestOptions {
   signal?: AbortSignal;
 }
 
-function encodeQuery(q: Record<string, QueryValue> | undefined): string {
+/** A query object → "?a=1&b=x" with the daemon's boolean form (1/0); '' when empty. */
+export function encodeQuery(q: Record<string, QueryValue> | undefined): string {
   if (!q) return '';
   const p = new URLSearchParams();
   for (const [k, v] of Object.entries(q)) {

@@ -18,7 +18,7 @@ import { writeSync } from 'node:fs';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { ApiResponseError, readAll, type EngineClient, type QueryValue } from './client.ts';
+import { ApiResponseError, encodeQuery, readAll, type EngineClient, type QueryValue } from './client.ts';
 
 /** The user typed the detach sequence. */
 export class EscapeError extends Error {
@@ -161,18 +161,6 @@ export interface Hijacked {
   multiplexed?: boolean;
 }
 
-function encodeQuery(q: Record<string, QueryValue> | undefined): string {
-  if (!q) return '';
-  const p = new URLSearchParams();
-  for (const [k, v] of Object.entries(q)) {
-    if (v === undefined || v === null) continue;
-    if (Array.isArray(v)) for (const x of v) p.append(k, x);
-    else if (typeof v === 'boolean') p.append(k, v ? '1' : '0');
-    else p.append(k, String(v));
-  }
-  const s = p.toString();
-  return s ? `?${s}` : '';
-}
 
 /** POSTs with an upgrade to a raw stream (attach, exec start); daemon errors become ApiResponseError. */
 export async function hijack(client: EngineClient, path: string, opts: { query?: Record<string, QueryValue>; body?: unknown } = {}): Promise<Hijacked> {

@@ -29,6 +29,7 @@ import { mark } from '../../runtime/timing.ts';
 import { rootfsPropagation } from '../volumes.ts';
 import { ContainerConfigError, entrypointAndArgs, mergeImageConfig, runOptionsFrom, validateHostConfig } from './create-config.ts';
 import type { MetadataDb } from '../db.ts';
+import type { Sandbox, SandboxRequest } from '../network/index.ts';
 import type {
   ContainerAccess, ContainerRecord, ContainerState, DockerContainerConfig, DockerHostConfig, EndpointSettings, MountPoint, NetworkSettings,
 } from './types.ts';
@@ -43,29 +44,14 @@ export class ContainerError extends Error {
 }
 
 /** What the service needs from networks and volumes (their modules implement these). */
-export interface SandboxLike {
-  netnsPath?: string;
-  hostsPath: string;
-  resolvConfPath: string;
-  hostnamePath: string;
-  networkSettings: NetworkSettings;
-}
+export type SandboxLike = Sandbox;
+export type SandboxRequestLike = SandboxRequest;
 export interface NetworkProvider {
   validate(req: SandboxRequestLike): void;
   prepare(req: SandboxRequestLike): Promise<SandboxLike>;
   release(containerId: string): Promise<void>;
   containerRemoved(containerId: string): Promise<void>;
   reconcile(running: Set<string>): Promise<void>;
-}
-export interface SandboxRequestLike {
-  containerId: string;
-  containerName: string;
-  hostname: string;
-  domainname?: string;
-  hostConfig: DockerHostConfig;
-  exposedPorts: Record<string, object>;
-  endpointsConfig: Record<string, EndpointSettings>;
-  dataDir: string;
 }
 export interface VolumeProvider {
   planMounts(req: { containerId: string; hostConfig: DockerHostConfig; imageVolumes: Record<string, object>; volumesFrom?: (idOrName: string) => MountPoint[] }): MountPoint[];
