@@ -167,7 +167,14 @@ export class TestDaemon {
   static async start(opts: TestDaemonOptions = {}): Promise<TestDaemon> {
     checkBundleFresh();
     const d = new TestDaemon(opts);
-    await d.launch();
+    try {
+      await d.launch();
+    } catch (err) {
+      // Nobody gets the object to clean up: a daemon that failed to start leaves no temp dir.
+      await d.stop().catch(() => {});
+      if (!opts.dir) rmSync(d.dir, { recursive: true, force: true });
+      throw err;
+    }
     return d;
   }
 
