@@ -49,7 +49,7 @@
 // Inside, the host's hybrid cgroup2 mount is unmounted (crun 1.8 refuses hybrid layouts), so every
 // tool sees the same cgroup v1 layout. Daemons are started by the bench and stopped by PID.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -100,6 +100,12 @@ function cleanup() {
   cleaning ??= (async () => {
     for (const f of cleanups.reverse()) { try { await f(); } catch (e) { log(`clean-up: ${e.message}`); } }
     await daemons.stopAll();
+    // containerd puts ctr's containers under /<namespace>/<id> and leaves the namespace's cgroup.
+    for (const base of ['/sys/fs/cgroup', ...(() => { try { return readdirSync('/sys/fs/cgroup').map((c) => join('/sys/fs/cgroup', c)); } catch { return []; } })()]) {
+      const dir = join(base, 'berthbench');
+      if (!existsSync(dir)) continue;
+      try { spawnSync('find', [dir, '-depth', '-type', 'd', '-exec', 'rmdir', '{}', ';']); } catch { /* busy: reported by the host checks */ }
+    }
     unmountUnder(work);
     try { rmSync(work, { recursive: true, force: true }); } catch (e) { log(`clean-up: ${e.message}`); }
     if (existsSync(work)) log(`could not remove ${work}`);
