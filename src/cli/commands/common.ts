@@ -2,7 +2,12 @@
 // prompt, image names in API paths, the X-Registry-Auth header from docker's config.json, and
 // Go's time formats that docker's tables print.
 import { spawnSync } from 'node:child_process';
-import { readSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, createWriteStream, openSync, readSync, renameSync, rmSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { parseTemplate } from '../format/output.ts';
 import { ApiResponseError, DaemonConnectionError } from '../client.ts';
 import { FilterArgs as FilterArgsClass, type FilterArgs } from '../../engine/filters.ts';
 import { CredentialStore, CredentialsError, encodeRegistryAuthHeader } from '../../image/registry/credentials.ts';
@@ -244,4 +249,31 @@ export function jsonIndent(raw: string, indent = '    '): string {
     }
   }
   return out;
+}
+
+/** An inspect-style --format: '' and 'json' print JSON, anything else is a Go template (exit 64 when it does not parse, as docker). */
+export function inspectTemplate(format: string): ReturnType<typeof parseTemplate> | undefined {
+  if (format === '' || format === 'json') return undefined;
+  try {
+    return parseTemplate(format);
+  } catch (e) {
+    throw new ExitError(64, (e as Error).message);
+  }
+}
+
+/**
+ * docker's atomicwriter: `source` goes to a temp file (mode 0600) beside `path`, named by
+ * `tmpName(base)`, and is renamed over `path` once complete, so a failure leaves no partial file.
+ */
+export async function writeAtomically(path: string, source: Readable | AsyncIterable<Buffer>, tmpName: (base: string) => string): Promise<void> {
+  const abs = resolve(path);
+  const tmp = join(dirname(abs), tmpName(basename(abs)));
+  try {
+    closeSync(openSync(tmp, 'wx', 0o600));
+    await pipeline(source, createWriteStream(tmp));
+    renameSync(tmp, abs);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
 }

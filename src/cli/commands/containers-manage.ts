@@ -4,10 +4,10 @@
 // rename, pause, unpause, update, diff, export, commit, container prune. cp lives in cp.ts.
 //
 // Every decision about containers is the daemon's; these functions turn JSON into docker's text.
-import { closeSync, createWriteStream, existsSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { pipeline } from 'node:stream/promises';
+
 import { bytesSize, displaySize, humanSize, ramInBytes } from '../../api/units.ts';
 import { CredentialStore, CredentialsError } from '../../image/registry/credentials.ts';
 import { parseNormalizedReference, familiarName } from '../../image/reference.ts';
@@ -19,7 +19,7 @@ import { Template, TemplateError } from '../format/template.ts';
 import {
   CONTAINER_HEADERS, ContainerRow, containerFormat, headerLabel, joinHostPort, type ContainerSummary,
 } from '../format/containers.ts';
-import { checkArgs, encodeFilters, errorMessage, imagePath, jsonIndent, parseFilterFlags, promptForConfirmation } from './common.ts';
+import { checkArgs, encodeFilters, errorMessage, imagePath, jsonIndent, parseFilterFlags, promptForConfirmation, writeAtomically } from './common.ts';
 import { goMarshal, parseBoolFlag } from './images.ts';
 import { ExitError } from './system.ts';
 
@@ -491,15 +491,7 @@ async function writeFileAtomic(path: string, source: AsyncIterable<Buffer>): Pro
   const st = existsSync(abs) ? statSync(abs) : undefined;
   if (st && !st.isFile()) throw new Error(`failed to export container: ${path} is not a regular file`);
   if (!existsSync(dirname(abs))) throw new Error(`failed to export container: stat ${dirname(path)}: no such file or directory`);
-  const tmp = join(dirname(abs), `.${basename(abs)}.${randomBytes(4).toString('hex')}.tmp`);
-  try {
-    closeSync(openSync(tmp, 'wx', 0o600));
-    await pipeline(source, createWriteStream(tmp));
-    renameSync(tmp, abs);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw e;
-  }
+  await writeAtomically(path, source, (base) => `.${base}.${randomBytes(4).toString('hex')}.tmp`);
 }
 
 export async function exportCommand(args: string[], opts: { output?: string }, connect: Connect, command = 'export'): Promise<void> {

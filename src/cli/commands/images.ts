@@ -4,9 +4,9 @@
 //
 // What docker prints is derived from the same API answers, so these functions only turn JSON
 // into docker's text; every decision about images is the daemon's.
-import { closeSync, createReadStream, createWriteStream, existsSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, existsSync, openSync, statSync, writeSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
-import { basename, dirname, join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { randomBytes } from 'node:crypto';
@@ -20,7 +20,7 @@ import { writeStderr, writeStdout } from '../../runtime/output.ts';
 import { readAll, type EngineClient } from '../client.ts';
 import { parseTemplate, renderList, shortId } from '../format/output.ts';
 import { displayJSONMessages, printProgress } from '../format/progress.ts';
-import { checkArgs, encodeFilters, errorMessage, parseFilterFlags, goRFC3339, goTimeString, imagePath, jsonIndent, withLoginRetry } from './common.ts';
+import { checkArgs, encodeFilters, errorMessage, parseFilterFlags, goRFC3339, goTimeString, imagePath, jsonIndent, withLoginRetry, inspectTemplate, writeAtomically } from './common.ts';
 import { ExitError } from './system.ts';
 
 export type Connect = () => Promise<EngineClient>;
@@ -334,14 +334,7 @@ export async function rmiCommand(args: string[], opts: RmiOptions, connect: Conn
 export async function inspectCommand(args: string[], opts: { format?: string }, connect: Connect, command = 'image inspect'): Promise<void> {
   checkArgs(args, { command, usage: '[OPTIONS] IMAGE [IMAGE...]', short: 'Display detailed information on one or more images', min: 1 });
   const format = opts.format ?? '';
-  let tmpl: ReturnType<typeof parseTemplate> | undefined;
-  if (format !== '' && format !== 'json') {
-    try {
-      tmpl = parseTemplate(format);
-    } catch (e) {
-      throw new ExitError(64, (e as Error).message);
-    }
-  }
+  const tmpl = inspectTemplate(format);
   const client = await connect();
   const raws: string[] = [];
   let templated = '';
@@ -500,15 +493,7 @@ async function copyToFile(path: string, source: Readable): Promise<void> {
     await pipeline(source, createWriteStream(path));
     return;
   }
-  const tmp = join(dirname(resolve(path)), `.berth_temp_${basename(path)}.${randomBytes(4).toString('hex')}`);
-  try {
-    closeSync(openSync(tmp, 'wx', 0o600));
-    await pipeline(source, createWriteStream(tmp));
-    renameSync(tmp, path);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw e;
-  }
+  await writeAtomically(path, source, (base) => `.berth_temp_${base}.${randomBytes(4).toString('hex')}`);
 }
 
 export async function saveCommand(args: string[], opts: { output?: string }, connect: Connect, command = 'save'): Promise<void> {

@@ -6,7 +6,7 @@ import { CredentialStore, CredentialsError } from '../../image/registry/credenti
 import { writeStdout } from '../../runtime/output.ts';
 import type { EngineClient } from '../client.ts';
 import { parseTemplate, renderList } from '../format/output.ts';
-import { checkArgs, encodeFilters, errorMessage, parseFilterFlags, promptForConfirmation } from './common.ts';
+import { checkArgs, encodeFilters, errorMessage, parseFilterFlags, promptForConfirmation, inspectTemplate } from './common.ts';
 import { goMarshal } from './images.ts';
 import { ExitError } from './system.ts';
 
@@ -200,14 +200,7 @@ export async function volumeListCommand(args: string[], opts: { quiet?: boolean;
 export async function volumeInspectCommand(args: string[], opts: { format?: string }, connect: Connect): Promise<void> {
   checkArgs(args, { command: 'volume inspect', usage: '[OPTIONS] VOLUME [VOLUME...]', short: 'Display detailed information on one or more volumes', min: 1 });
   const format = opts.format ?? '';
-  let tmpl: ReturnType<typeof parseTemplate> | undefined;
-  if (format !== '' && format !== 'json') {
-    try {
-      tmpl = parseTemplate(format);
-    } catch (e) {
-      throw new ExitError(64, (e as Error).message);
-    }
-  }
+  const tmpl = inspectTemplate(format);
   const client = await connect();
   const found: VolumeJSON[] = [];
   let templated = '';
