@@ -4,6 +4,7 @@
 // and live restore across a kill -9 of the daemon.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createConnection } from 'node:net';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -226,4 +227,24 @@ test('docker attach: output and stdin of a running container; stdin EOF ends it'
   assert.equal(a.stdout, 'got one\ngot two\n', explain(a));
   assert.equal((await ok(['wait', 'att'])).trim(), '0');
   await ok(['rm', 'att']);
+});
+
+test('attach detach keys (ctrl-p ctrl-q): the daemon ends the stream, the container keeps running', { skip }, async () => {
+  await ok(['run', '-d', '-i', '--name', 'det', 'busybox', 'sh', '-c', 'while read line; do echo got $line; done']);
+  const sock = createConnection(d.socket);
+  await new Promise((r) => sock.once('connect', r));
+  sock.write('POST /v1.47/containers/det/attach?stream=1&stdin=1&stdout=1&stderr=1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n');
+  let received = Buffer.alloc(0);
+  const ended = new Promise<void>((r) => sock.on('end', () => r()));
+  sock.on('data', (c: Buffer) => { received = Buffer.concat([received, c]); });
+  await until('the 101', async () => received.includes('\r\n\r\n'));
+  assert.match(received.toString('latin1'), /^HTTP\/1.1 101 UPGRADED/);
+  sock.write('one\n');
+  await until('the echo', async () => received.includes('got one'));
+  sock.write('\x10\x11two\n');
+  await Promise.race([ended, sleep(5000).then(() => { throw new Error('the daemon did not end the stream after ctrl-p ctrl-q'); })]);
+  sock.destroy();
+  assert.ok(!received.includes('got two'), received.toString('latin1'));
+  assert.equal(JSON.parse(await ok(['inspect', 'det']))[0].State.Running, true);
+  await ok(['rm', '-f', 'det']);
 });
