@@ -57,6 +57,8 @@ export interface DaemonConfig {
    * creates (bridges, veths, firewall chains), so several daemons (tests) never share one. '' by default.
    */
   bridgeSuffix: string;
+  /** daemon.json "cgroup-parent" (docker's key): containers' cgroups go to <parent>/<id>. Default "/berth". */
+  cgroupParent: string;
 }
 
 /** What came from the command line; undefined = not given. */
@@ -86,6 +88,7 @@ const DIRECTIVES: Record<string, keyof DaemonFlags | undefined> = {
   'default-runtime': 'defaultRuntime',
   'runtimes': undefined,
   'bridge-suffix': undefined,
+  'cgroup-parent': undefined,
 };
 const FLAG_NAMES: Record<keyof DaemonFlags, string> = {
   hosts: 'host', dataRoot: 'data-root', execRoot: 'exec-root', configFile: 'config-file', debug: 'debug',
@@ -355,6 +358,10 @@ export function loadDaemonConfig(flags: DaemonFlags, warn: (msg: string) => void
   // Interface names have 15 characters: "berth" + suffix + a kind letter + a few hex digits.
   const bridgeSuffix = pick(undefined, 'bridge-suffix', (v) => expectString(f, 'bridge-suffix', v), '');
   if (!/^[a-z0-9]{0,5}$/.test(bridgeSuffix)) throw new DaemonConfigError(`${f}: "bridge-suffix" must be 0 to 5 characters a-z or 0-9, got "${bridgeSuffix}"`);
+  const cgroupParent = pick(undefined, 'cgroup-parent', (v) => expectString(f, 'cgroup-parent', v), '/berth');
+  if (!/^\/?[A-Za-z0-9_.@:-]+(\/[A-Za-z0-9_.@:-]+)*$/.test(cgroupParent) || cgroupParent.split('/').includes('..')) {
+    throw new DaemonConfigError(`${f}: "cgroup-parent" must be a cgroup path such as "/berth", got "${cgroupParent}"`);
+  }
 
   return {
     hosts,
@@ -370,6 +377,7 @@ export function loadDaemonConfig(flags: DaemonFlags, warn: (msg: string) => void
     group: group || undefined,
     pidFile: `${execRoot}/berth.pid`,
     bridgeSuffix,
+    cgroupParent: cgroupParent.startsWith('/') ? cgroupParent : `/${cgroupParent}`,
   };
 }
 

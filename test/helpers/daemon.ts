@@ -126,6 +126,19 @@ export async function stopDaemonByPidFile(execRoot: string, timeoutMs = 10_000):
   return true;
 }
 
+/** Removes a (now empty) cgroup parent from every hierarchy: v2's and each v1 controller's. */
+export function removeCgroupParent(parent: string): void {
+  const roots = ['/sys/fs/cgroup'];
+  try {
+    for (const e of readdirSync('/sys/fs/cgroup', { withFileTypes: true })) if (e.isDirectory()) roots.push(join('/sys/fs/cgroup', e.name));
+  } catch { /* no cgroupfs */ }
+  for (const root of roots) {
+    const dir = join(root, parent);
+    if (dir === root || !existsSync(dir)) continue;
+    spawnSync('find', [dir, '-depth', '-type', 'd', '-exec', 'rmdir', '{}', ';'], { stdio: 'ignore' });
+  }
+}
+
 export interface TestDaemonOptions {
   /** daemon.json content (written to <dir>/daemon.json and passed with --config-file). */
   config?: Record<string, unknown>;
@@ -148,6 +161,11 @@ export class TestDaemon {
   readonly logFile: string;
   /** daemon.json "bridge-suffix": each test daemon's bridges, veths and firewall chains are its own. */
   readonly bridgeSuffix: string;
+  /** daemon.json "cgroup-parent": its containers' cgroups, removed with the daemon. */
+  get cgroupParent(): string {
+    const given = this.opts.config?.['cgroup-parent'];
+    return typeof given === 'string' ? given : `/berth-test-${this.bridgeSuffix || 'x'}`;
+  }
   private child?: ChildProcess;
   private exit?: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   pid = 0;
@@ -185,7 +203,7 @@ export class TestDaemon {
 
   private async launch(): Promise<void> {
     mkdirSync(this.dir, { recursive: true });
-    writeFileSync(this.configFile, JSON.stringify({ 'bridge-suffix': this.bridgeSuffix, ...(this.opts.config ?? {}) }, null, 2));
+    writeFileSync(this.configFile, JSON.stringify({ 'bridge-suffix': this.bridgeSuffix, 'cgroup-parent': this.cgroupParent, ...(this.opts.config ?? {}) }, null, 2));
     const logFd = openSync(this.logFile, 'a');
     // Own process group: a Ctrl-C aimed at the test runner must not reach the daemon first.
     const child = spawn(process.execPath, [BERTH_BIN, ...this.args], { stdio: ['ignore', logFd, logFd], env: this.opts.env ?? process.env, detached: true });
@@ -283,6 +301,7 @@ export class TestDaemon {
   async cleanup(): Promise<void> {
     await this.removeAllContainers();
     await this.stop();
+    removeCgroupParent(this.cgroupParent);
     // Rootfs mounts of containers a crashed daemon left behind.
     for (const line of (() => { try { return readFileSync('/proc/self/mountinfo', 'utf8').split('\n'); } catch { return []; } })().reverse()) {
       const target = line.split(' ')[4];

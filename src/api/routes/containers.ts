@@ -653,6 +653,7 @@ export const containersModule: ApiModule = {
       initPath,
       runtimes: () => daemon.config.runtimes,
       defaultRuntime: () => daemon.config.defaultRuntime,
+      cgroupParent: () => daemon.config.cgroupParent,
     });
     daemon.services.containers = s;
     const networks = (daemon.services as { networks?: { onSettingsChanged?: (id: string, settings: never) => void } }).networks;

@@ -114,7 +114,8 @@ export function lookPath(name: string): string | undefined {
 export class ExternalDriver implements OciDriver {
   private readonly path: string;
 
-  constructor(readonly name: string, path: string, private readonly args: string[], private readonly root: string, private readonly bundleDir: (id: string) => string) {
+  constructor(readonly name: string, path: string, private readonly args: string[], private readonly root: string, private readonly bundleDir: (id: string) => string,
+    private readonly cgroupsPath: (id: string) => string) {
     const found = lookPath(path);
     if (!found) throw new DriverError(`the OCI runtime "${name}" (${path}) was not found in PATH`);
     this.path = found;
@@ -188,8 +189,8 @@ export class ExternalDriver implements OciDriver {
   }
 
   cgroup(id: string): CgroupManager | undefined {
-    // The engine gives every container cgroupsPath /berth/<id> (cgroupfs); the runtime made it there.
-    return openCgroup({ containerId: id, cgroupsPath: `/berth/${id}` });
+    // The engine gives every container cgroupsPath <cgroup parent>/<id> (cgroupfs); the runtime made it there.
+    return openCgroup({ containerId: id, cgroupsPath: this.cgroupsPath(id) });
   }
 
   pause(id: string): void { this.run(['pause', id], 'pause'); }

@@ -74,6 +74,8 @@ export interface ContainerServiceOptions {
   runtimes: () => Record<string, { path: string; runtimeArgs?: string[] }>;
   /** daemon.json "default-runtime". */
   defaultRuntime: () => string;
+  /** daemon.json "cgroup-parent": where containers' cgroups go unless --cgroup-parent says otherwise. */
+  cgroupParent: () => string;
   /** Host path of dist/berth-init for --init, when built. */
   initPath?: () => string | undefined;
 }
@@ -226,7 +228,8 @@ export class ContainerService implements ContainerAccess {
     else {
       const cfg = this.opts.runtimes()[name] ?? (['runc', 'crun'].includes(name) && lookPath(name) ? { path: name } : undefined);
       if (!cfg) throw new ContainerError('invalid', `unknown or invalid runtime name: ${name}`);
-      d = new ExternalDriver(name, cfg.path, cfg.runtimeArgs ?? [], join(this.opts.execRoot, 'runtimes', name), (id) => this.bundleDir(id));
+      d = new ExternalDriver(name, cfg.path, cfg.runtimeArgs ?? [], join(this.opts.execRoot, 'runtimes', name), (id) => this.bundleDir(id),
+        (id) => join(this.find(id)?.HostConfig.CgroupParent || this.opts.cgroupParent(), id));
     }
     this.drivers.set(name, d);
     return d;
@@ -560,7 +563,7 @@ export class ContainerService implements ContainerAccess {
       setPath(type, `/proc/${other.State.Pid}/ns/${type}`);
     }
     if (spec.linux) {
-      spec.linux.cgroupsPath = hc.CgroupParent ? join(hc.CgroupParent, rec.Id) : `/berth/${rec.Id}`;
+      spec.linux.cgroupsPath = join(hc.CgroupParent || this.opts.cgroupParent(), rec.Id);
       if (hc.OomScoreAdj) spec.process!.oomScoreAdj = hc.OomScoreAdj;
     }
     return spec;
