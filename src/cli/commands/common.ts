@@ -3,7 +3,7 @@
 // Go's time formats that docker's tables print.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, createWriteStream, openSync, readSync, renameSync, rmSync } from 'node:fs';
+import { closeSync, createWriteStream, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -275,5 +275,20 @@ export async function writeAtomically(path: string, source: Readable | AsyncIter
   } catch (e) {
     rmSync(tmp, { force: true });
     throw e;
+  }
+}
+
+/** Copies a stream to fd 1 synchronously, chunk by chunk (stdout may be a file, a pipe or /dev/null), waiting when a pipe is full. */
+export async function writeStreamToStdout(res: AsyncIterable<Buffer>): Promise<void> {
+  for await (const chunk of res) {
+    let off = 0;
+    while (off < chunk.length) {
+      try {
+        off += writeSync(1, chunk, off);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EAGAIN') { await new Promise((r) => setTimeout(r, 5)); continue; }
+        throw e;
+      }
+    }
   }
 }

@@ -19,7 +19,7 @@ import { Template, TemplateError } from '../format/template.ts';
 import {
   CONTAINER_HEADERS, ContainerRow, containerFormat, headerLabel, joinHostPort, type ContainerSummary,
 } from '../format/containers.ts';
-import { checkArgs, encodeFilters, errorMessage, imagePath, jsonIndent, parseFilterFlags, promptForConfirmation, writeAtomically } from './common.ts';
+import { checkArgs, encodeFilters, errorMessage, imagePath, jsonIndent, parseFilterFlags, promptForConfirmation, writeAtomically, writeStreamToStdout } from './common.ts';
 import { goMarshal, parseBoolFlag } from './images.ts';
 import { ExitError } from './system.ts';
 
@@ -469,21 +469,8 @@ export async function updateCommand(args: string[], opts: UpdateOptions, connect
 // export / commit / container prune
 // ---------------------------------------------------------------------------------------------
 
-/** Copies a stream to fd 1 (a file, a pipe or /dev/null), waiting when the pipe is full. */
-export async function streamToStdout(res: AsyncIterable<Buffer>): Promise<void> {
-  const { writeSync } = await import('node:fs');
-  for await (const chunk of res) {
-    let off = 0;
-    while (off < chunk.length) {
-      try {
-        off += writeSync(1, chunk, off);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'EAGAIN') { await new Promise((r) => setTimeout(r, 5)); continue; }
-        throw e;
-      }
-    }
-  }
-}
+/** Copies a stream to fd 1 (kept under this name for cp.ts). */
+export const streamToStdout = writeStreamToStdout;
 
 /** docker's atomicwriter: a temp file beside the target, renamed over it when complete (mode 0600). */
 async function writeFileAtomic(path: string, source: AsyncIterable<Buffer>): Promise<void> {

@@ -4,7 +4,7 @@
 //
 // What docker prints is derived from the same API answers, so these functions only turn JSON
 // into docker's text; every decision about images is the daemon's.
-import { closeSync, createReadStream, createWriteStream, existsSync, openSync, statSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, existsSync, openSync, statSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
@@ -20,7 +20,7 @@ import { writeStderr, writeStdout } from '../../runtime/output.ts';
 import { readAll, type EngineClient } from '../client.ts';
 import { parseTemplate, renderList, shortId } from '../format/output.ts';
 import { displayJSONMessages, printProgress } from '../format/progress.ts';
-import { checkArgs, encodeFilters, errorMessage, parseFilterFlags, goRFC3339, goTimeString, imagePath, jsonIndent, withLoginRetry, inspectTemplate, writeAtomically } from './common.ts';
+import { checkArgs, encodeFilters, errorMessage, parseFilterFlags, goRFC3339, goTimeString, imagePath, jsonIndent, withLoginRetry, inspectTemplate, writeAtomically, writeStreamToStdout } from './common.ts';
 import { ExitError } from './system.ts';
 
 export type Connect = () => Promise<EngineClient>;
@@ -509,20 +509,6 @@ export async function saveCommand(args: string[], opts: { output?: string }, con
   await writeStreamToStdout(res);
 }
 
-/** Copies a stream to fd 1 synchronously chunk by chunk (stdout may be a file, a pipe or /dev/null). */
-async function writeStreamToStdout(res: AsyncIterable<Buffer>): Promise<void> {
-  for await (const chunk of res) {
-    let off = 0;
-    while (off < chunk.length) {
-      try {
-        off += writeSync(1, chunk, off);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'EAGAIN') { await new Promise((r) => setTimeout(r, 5)); continue; }
-        throw e;
-      }
-    }
-  }
-}
 
 function isJSON(res: IncomingMessage): boolean {
   return String(res.headers['content-type'] ?? '').startsWith('application/json');
