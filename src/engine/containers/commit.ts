@@ -13,12 +13,11 @@
 // The image is recorded with its snapshot committed (unpacked from the new blob right away), so
 // it runs at once, and named with the image store's normalisation (docker.io/library/…).
 import { applyChanges, ArchiveError } from '../../image/archive.ts';
-import { chainIds, parseDigest } from '../../image/digest.ts';
+import { layerFromSnapshot, storeChildImage, type ChildLayer } from '../../image/child-image.ts';
+import { parseDigest } from '../../image/digest.ts';
 import { gcLockFor } from '../../image/gc.ts';
-import { EMPTY_LAYER_DIFF_ID, writeLayer } from '../../image/layer-diff.ts';
 import { familiarString, isValidTag, parseNormalizedReference, ReferenceError, withTag, type Reference } from '../../image/reference.ts';
 import type { ImageService } from '../../image/service.ts';
-import { applyLayer } from '../../image/unpack/index.ts';
 import type { ContainerConfig, Digest, HistoryEntry, ImageConfig } from '../../image/types.ts';
 import type { ContainerAccess, ContainerRecord, DockerContainerConfig } from './types.ts';
 
@@ -202,64 +201,26 @@ export async function commitContainer(deps: CommitDeps, idOrName: string, req: C
   const freeze = req.pause !== false && rec.State.Running && !rec.State.Paused && deps.pause !== undefined;
   const lock = gcLockFor(images.content);
   return lock.shared(async () => {
-    let layer;
+    let layer: ChildLayer;
     if (freeze) await deps.pause!(rec.Id);
     try {
-      const mounts = deps.containers.snapshotMounts(rec.Id);
-      const top = parentRec.chainIds[parentRec.chainIds.length - 1];
-      layer = await writeLayer(images.content, mounts, {
-        parent: mounts.type === 'bind' && top ? images.snapshots.dirOf(top) : undefined,
-        exclude: deps.engineFiles?.(rec),
-      });
+      layer = await layerFromSnapshot(images, parentRec, deps.containers.snapshotMounts(rec.Id), { exclude: deps.engineFiles?.(rec) });
     } finally {
       if (freeze) await deps.unpause!(rec.Id).catch(() => {});
     }
-    const empty = layer.diffId === EMPTY_LAYER_DIFF_ID;
-    if (empty && layer.created) await images.content.delete(layer.digest).catch(() => {});
-    const diffIds = empty ? parentRec.diffIds : [...parentRec.diffIds, layer.diffId];
-    const chains = chainIds(diffIds);
-    let createdSnapshot: Digest | undefined;
     try {
-      if (!empty) {
-        // The snapshot of the new stack, so the image runs without a later unpack.
-        const chain = chains[chains.length - 1]!;
-        const target = await images.snapshots.prepareLayer(chain, parentRec.chainIds[parentRec.chainIds.length - 1] ?? null);
-        if (target) {
-          try {
-            const res = await applyLayer(images.content.createReadStream(layer.digest), {
-              target: target.dir, mode: target.mode, lowers: target.lowers, digest: layer.digest, expectedDiffId: layer.diffId,
-            });
-            await target.commit({ ...res, size: res.contentSize });
-            createdSnapshot = chain;
-          } catch (err) {
-            await target.abort();
-            throw err;
-          }
-        }
-      }
       const created = new Date().toISOString();
       const image = childImageConfig(parentConfig, {
         config, containerId: rec.Id, containerConfig: rec.Config, author: req.author, comment: req.comment,
-        diffId: empty ? undefined : layer.diffId, created, dockerVersion: deps.dockerVersion,
+        diffId: layer.diffId, created, dockerVersion: deps.dockerVersion,
       });
-      const bytes = Buffer.from(JSON.stringify(image));
-      const { digest: id } = await images.content.writeBuffer(bytes);
-      const size = chains.reduce((n, c) => n + (images.snapshots.get(c)?.size ?? 0), 0);
-      images.store.transaction(() => {
-        images.store.put({
-          id, platform: { architecture: parentConfig.architecture, os: parentConfig.os, ...(parentConfig.variant ? { variant: parentConfig.variant } : {}) },
-          created, size, diffIds, chainIds: chains, parent: rec.Image,
-        });
-        if (!empty) images.store.recordLayerBlob({ diffId: layer.diffId, digest: layer.digest, mediaType: layer.mediaType, size: layer.size, source: '' });
-        if (ref) images.store.tag(id, ref, { touch: true });
-      });
+      const { id } = await storeChildImage(images, image, { parent: rec.Image, layer, ref, created });
       const name = ref ? familiarString(ref) : undefined;
       if (name) deps.event?.('image', 'tag', id, { name });
       deps.event?.('container', 'commit', rec.Id, { comment: req.comment ?? '', imageID: id, imageRef: name ?? '' });
       return { id, ref: name };
     } catch (err) {
-      if (createdSnapshot) await images.snapshots.remove(createdSnapshot).catch(() => {});
-      if (!empty && layer.created && !images.store.usedBlobs().has(layer.digest)) await images.content.delete(layer.digest).catch(() => {});
+      await layer.discard();
       throw err;
     }
   });
