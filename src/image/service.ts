@@ -603,6 +603,17 @@ export class ImageService {
     this.emit('delete', image.id, { name: image.id });
     // dockerd also lists each layer it removed (by chain ID).
     if (!opts.noPrune) for (const c of await this.releaseLayers(image)) out.push({ Deleted: c });
+    // Untagged parents nothing else needs (a build's intermediate images) go with it, as with dockerd.
+    let parentId = opts.noPrune ? undefined : image.parent;
+    while (parentId) {
+      const parent = this.store.get(parentId);
+      if (!parent || this.store.references(parent.id).length > 0 || this.store.children(parent.id).length > 0 || this.opts.imageInUse?.(parent.id)) break;
+      this.store.delete(parent.id);
+      out.push({ Deleted: parent.id });
+      this.emit('delete', parent.id, { name: parent.id });
+      for (const c of await this.releaseLayers(parent)) out.push({ Deleted: c });
+      parentId = parent.parent;
+    }
     return out;
   }
 

@@ -146,6 +146,8 @@ async function listImages(ctx: RequestContext): Promise<void> {
   const dangling = filters.boolValue('dangling');
   const refsOf = (id: string) => svc.store.references(id);
   if (dangling !== undefined) images = images.filter((i) => (refsOf(i.id).some((r) => r.tag !== undefined)) !== dangling);
+  // dockerd hides intermediate images (untagged, with child images) unless all=1.
+  if (!ctx.bool('all', false)) images = images.filter((i) => refsOf(i.id).length > 0 || svc.store.children(i.id).length === 0);
   const createdOf = (input: string): number => {
     const i = svc.get(input);
     return Date.parse(i.created ?? '') || 0;
