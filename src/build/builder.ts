@@ -481,11 +481,13 @@ class BuildRun {
     const rc = st.runConfig;
     switch (inst.kind) {
       case 'env': {
+        // Every pair is expanded with the environment from before this instruction (docker's rule).
+        const before = env();
         let next = [...(rc.Env ?? [])];
         const parts: string[] = [];
         for (const [k, v] of inst.pairs) {
-          const key = this.expandIn(k, [...env(), ...next], inst);
-          const value = this.expandIn(v, [...this.stageEnv({ ...st, runConfig: { ...rc, Env: next } })], inst);
+          const key = this.expandIn(k, before, inst);
+          const value = this.expandIn(v, before, inst);
           if (!key) throw this.fail('invalid', inst, 'ENV names can not be blank');
           next = setEnv(next, key, value);
           parts.push(`${key}=${value}`);
