@@ -1,8 +1,8 @@
 // A Docker SDK against `berth daemon`: docker-py (on the machine image) runs, execs, inspects,
-// kills and removes containers through the Engine API, unchanged.
+// kills and removes containers, and builds images, through the Engine API, unchanged.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -58,4 +58,37 @@ test('docker-py: run, exec_run, reload, list with filters, kill, wait, logs, rem
   assert.equal(out.wait, 137);
   assert.equal(out.logs, 'started\n');
   assert.deepEqual(out.after, []);
+});
+
+const BUILD_SCRIPT = `
+import docker, json, sys
+c = docker.DockerClient(base_url=sys.argv[1])
+image, logs = c.images.build(path=sys.argv[2], tag='sdk-built:1', buildargs={'WHO': 'sdk'}, rm=True)
+lines = [l.get('stream', '') for l in logs]
+out = {'tags': image.tags, 'id': image.id, 'labels': image.labels, 'output': ''.join(lines)}
+out['run'] = c.containers.run('sdk-built:1', remove=True).decode()
+try:
+    c.images.build(path=sys.argv[3], tag='sdk-bad')
+    out['bad'] = 'no error'
+except docker.errors.BuildError as e:
+    out['bad'] = str(e)
+print(json.dumps(out))
+`;
+
+test('docker-py: images.build with build args; a failing build raises BuildError', { skip, timeout: 120_000 }, async () => {
+  const good = join(work, 'sdk-ctx');
+  mkdirSync(good);
+  writeFileSync(join(good, 'Dockerfile'), 'FROM busybox\nARG WHO\nLABEL who=$WHO\nRUN echo "built by $WHO" > /msg\nCMD ["cat", "/msg"]\n');
+  const bad = join(work, 'sdk-bad');
+  mkdirSync(bad);
+  writeFileSync(join(bad, 'Dockerfile'), 'FROM busybox\nRUN exit 4\n');
+  const r = await run('python3', ['-c', BUILD_SCRIPT, d.host, good, bad], { timeoutMs: 100_000 });
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.deepEqual(out.tags, ['sdk-built:1']);
+  assert.match(out.id, /^sha256:[0-9a-f]{64}$/);
+  assert.deepEqual(out.labels, { who: 'sdk' });
+  assert.match(out.output, /Step 1\/5 : FROM busybox/);
+  assert.equal(out.run, 'built by sdk\n');
+  assert.match(out.bad, /returned a non-zero code: 4/);
 });
