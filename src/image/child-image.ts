@@ -2,13 +2,14 @@
 // when nothing changed), the layer's snapshot is committed right away so the image runs without
 // a later unpack, and the image config and record are stored. Shared by `docker commit` and
 // the builder (every build step is such a child image).
+import { randomBytes } from 'node:crypto';
 import { chainIds } from './digest.ts';
 import { EMPTY_LAYER_DIFF_ID, writeLayer, type WrittenLayer } from './layer-diff.ts';
 import type { ImageRecord } from './image-store.ts';
 import type { Reference } from './reference.ts';
 import type { ImageService } from './service.ts';
 import type { MountSpec } from './snapshots.ts';
-import { applyLayer } from './unpack/index.ts';
+import { applyLayer, type ApplyLayerResult } from './unpack/index.ts';
 import type { Digest, ImageConfig } from './types.ts';
 
 /** A layer taken from a writable snapshot, its snapshot committed, not yet named by any image. */
@@ -39,39 +40,42 @@ export async function layerFromSnapshot(images: ImageService, parent: Pick<Image
   const parentDiffIds = parent?.diffIds ?? [];
   const parentChains = parent?.chainIds ?? [];
   const top = parentChains[parentChains.length - 1];
-  const layer = await writeLayer(images.content, mounts, {
-    parent: mounts.type === 'bind' && top ? images.snapshots.dirOf(top) : undefined,
-    exclude: opts.exclude,
-    sourceDateEpoch: opts.sourceDateEpoch,
-  });
+  // The layer's snapshot is unpacked from the tar while the tar is written (one pass, no re-read
+  // of the blob); its chain ID is known only at the end, so it is prepared under a provisional
+  // name and published under the real one.
+  const provisional = `sha256:${randomBytes(32).toString('hex')}` as Digest;
+  const target = await images.snapshots.prepareLayer(provisional, top ?? null);
+  if (!target) throw new Error('a provisional snapshot name collided');
+  let layer: WrittenLayer;
+  try {
+    layer = await writeLayer(images.content, mounts, {
+      parent: mounts.type === 'bind' && top ? images.snapshots.dirOf(top) : undefined,
+      exclude: opts.exclude,
+      sourceDateEpoch: opts.sourceDateEpoch,
+      tee: (tar) => applyLayer(tar, { target: target.dir, mode: target.mode, lowers: target.lowers }),
+    });
+  } catch (err) {
+    await target.abort();
+    throw err;
+  }
   if (layer.diffId === EMPTY_LAYER_DIFF_ID) {
+    await target.abort();
     if (layer.created) await images.content.delete(layer.digest).catch(() => {});
     return { diffIds: parentDiffIds, chainIds: parentChains, discard: async () => {} };
   }
   const diffIds = [...parentDiffIds, layer.diffId];
   const chains = chainIds(diffIds);
   const chain = chains[chains.length - 1]!;
-  let createdSnapshot = false;
+  const existed = images.snapshots.has(chain);
   const discard = async (): Promise<void> => {
-    if (createdSnapshot && images.snapshots.has(chain) && !images.store.usedChainIds().has(chain)) {
+    if (!existed && images.snapshots.has(chain) && !images.store.usedChainIds().has(chain)) {
       await images.snapshots.remove(chain).catch(() => {});
     }
     if (layer.created && !images.store.usedBlobs().has(layer.digest)) await images.content.delete(layer.digest).catch(() => {});
   };
   try {
-    const target = await images.snapshots.prepareLayer(chain, top ?? null);
-    if (target) {
-      try {
-        const res = await applyLayer(images.content.createReadStream(layer.digest), {
-          target: target.dir, mode: target.mode, lowers: target.lowers, digest: layer.digest, expectedDiffId: layer.diffId,
-        });
-        await target.commit({ ...res, size: res.contentSize });
-        createdSnapshot = true;
-      } catch (err) {
-        await target.abort();
-        throw err;
-      }
-    }
+    const res = layer.teeResult as ApplyLayerResult;
+    await target.commit({ ...res, size: res.contentSize }, { as: chain });
   } catch (err) {
     await discard();
     throw err;

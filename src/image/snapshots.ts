@@ -74,8 +74,12 @@ export interface LayerTarget {
   readonly mode: UnpackMode;
   /** overlay: the layers below, topmost first (pass to applyLayer). */
   readonly lowers: LowerLayer[];
-  /** Publishes the snapshot; pass applyLayer's result (its diffId, size and opaqueDirs are kept). */
-  commit(layer?: { diffId?: Digest; size?: number; opaqueDirs?: string[] }): Promise<SnapshotInfo>;
+  /**
+   * Publishes the snapshot; pass applyLayer's result (its diffId, size and opaqueDirs are kept).
+   * `as`: publish under this chain ID instead (for a layer whose diff ID was known only once it
+   * was written); if a snapshot of that chain exists already, this one is dropped and that one returned.
+   */
+  commit(layer?: { diffId?: Digest; size?: number; opaqueDirs?: string[] }, opts?: { as?: Digest }): Promise<SnapshotInfo>;
   abort(): Promise<void>;
 }
 
@@ -374,21 +378,28 @@ export class Snapshotter {
         dir: fs,
         mode: this.driver === 'overlay' ? 'overlay' : 'apply',
         lowers,
-        commit: async (layer = {}) => {
+        commit: async (layer = {}, opts = {}) => {
           if (finished) throw new SnapshotError('invalid', `snapshot ${chainId} was already committed or aborted`);
           finished = true;
+          const name = opts.as ?? chainId;
+          if (opts.as) parseDigest(opts.as);
           try {
             if (parent && !this.committed.has(parent)) {
               throw new SnapshotError('not-found', `parent snapshot ${parent} was removed while ${chainId} was being unpacked`);
             }
+            const existing = name !== chainId ? this.committed.get(name) : undefined;
+            if (existing) {
+              removeTree(snapPath);
+              return existing;
+            }
             const info: SnapshotInfo = {
-              id, kind: 'committed', name: chainId, parent: parent ?? undefined, created: new Date().toISOString(),
+              id, kind: 'committed', name, parent: parent ?? undefined, created: new Date().toISOString(),
               diffId: layer.diffId, size: layer.size,
               opaque: this.driver === 'overlay' && layer.opaqueDirs?.length ? layer.opaqueDirs : undefined,
             };
             writeAtomic(join(snapPath, 'meta.json'), JSON.stringify(info));
             this.byId.set(id, info);
-            this.committed.set(chainId, info);
+            this.committed.set(name, info);
             return info;
           } catch (err) {
             removeTree(snapPath);
