@@ -741,7 +741,7 @@ class BuildRun {
 
   // ---- RUN ---------------------------------------------------------------------------------------
 
-  private async runStep(_def: DockerfileDefinition, st: StageState, inst: Extract<Instruction, { kind: 'run' }>): Promise<void> {
+  private async runStep(def: DockerfileDefinition, st: StageState, inst: Extract<Instruction, { kind: 'run' }>): Promise<void> {
     if (!st.image) throw this.fail('invalid', inst, 'RUN needs a base image with a shell; this stage is FROM scratch and has no files yet');
     let cmd: string[];
     if (inst.prependShell) {
@@ -762,8 +762,55 @@ class BuildRun {
     const saveCmd = historyArgs.length ? [`|${historyArgs.length}`, ...historyArgs, ...cmd] : cmd;
     const containerConfig: DockerContainerConfig = { ...structuredClone(st.runConfig), Cmd: saveCmd, Image: st.image.id };
     const network = inst.network ?? this.req.networkMode;
-    const extraKey = { mounts: inst.mounts, network: inst.network ?? '' };
-    await this.cachedStep(st, containerConfig, extraKey, async () => {
+    // Bind mounts: the context, an earlier stage or an image; their content is part of the key.
+    const env0 = this.stageEnv(st);
+    const bindSources: Array<{ index: number; image?: ImageRecord; fromContext: boolean; source: string }> = [];
+    const mountKeys: unknown[] = [];
+    for (const [index, m] of inst.mounts.entries()) {
+      if (m.type !== 'bind') {
+        mountKeys.push(m);
+        continue;
+      }
+      const source = m.source !== undefined ? this.expandIn(m.source, env0, inst) : '/';
+      if (m.from !== undefined) {
+        const from = this.expandIn(m.from, env0, inst);
+        const idx = this.stageIndex(def, from, st.stage.index);
+        const image = idx !== undefined ? this.stageResults.get(idx)?.image : await this.baseImage(from, inst);
+        bindSources.push({ index, image, fromContext: false, source });
+        mountKeys.push({ ...m, image: image?.id ?? '' });
+      } else {
+        bindSources.push({ index, fromContext: true, source });
+        let sum: string;
+        try {
+          sum = await sourcesChecksum(this.req.contextDir, [source]);
+        } catch (err) {
+          throw this.fail('not-found', inst, `RUN --mount source ${source}: ${(err as Error).message}`, err);
+        }
+        mountKeys.push({ ...m, checksum: sum });
+      }
+    }
+    const extraKey = { mounts: mountKeys, network: inst.network ?? '' };
+    await this.cachedStep(st, containerConfig, extraKey, () => this.withBindRoots(bindSources, 0, new Map(), (roots) => this.runContainer(st, inst, cmd, network, roots)));
+  }
+
+  /** Mounts the roots of the stages/images that RUN --mount=type=bind,from= names, then runs fn. */
+  private async withBindRoots<T>(list: Array<{ index: number; image?: ImageRecord; fromContext: boolean; source: string }>, i: number,
+    roots: Map<number, string>, fn: (roots: Map<number, string>) => Promise<T>): Promise<T> {
+    if (i >= list.length) return fn(roots);
+    const item = list[i]!;
+    if (item.fromContext) {
+      roots.set(item.index, resolveInRoot(this.req.contextDir, item.source));
+      return this.withBindRoots(list, i + 1, roots, fn);
+    }
+    return this.withImageRoot(item.image, async (root) => {
+      roots.set(item.index, resolveInRoot(root, item.source));
+      return this.withBindRoots(list, i + 1, roots, fn);
+    });
+  }
+
+  private async runContainer(st: StageState, inst: Extract<Instruction, { kind: 'run' }>, cmd: string[], network: string | undefined,
+    bindRoots: Map<number, string>): Promise<{ layer: ChildLayer; containerId: string }> {
+    {
       const containers = this.deps.containers;
       const hostConfig: Record<string, unknown> = {
         NetworkMode: !network || network === 'default' ? 'bridge' : network,
@@ -771,20 +818,19 @@ class BuildRun {
       };
       const binds: string[] = [];
       const cleanups: Array<() => void> = [];
-      for (const m of inst.mounts) {
+      for (const [index, m] of inst.mounts.entries()) {
         const target = posix.isAbsolute(m.target) ? m.target : posix.join(st.runConfig.WorkingDir || '/', m.target);
         if (m.type === 'cache') {
           const id = (m.id ?? target).replace(/[^A-Za-z0-9_.-]/g, '_');
-          const dir = join(this.images.snapshots.root, '..', 'build-cache-mounts', id);
+          const dir = join(this.images.snapshots.root, 'build-cache-mounts', id);
           mkdirSync(dir, { recursive: true, mode: m.mode ?? 0o755 });
           binds.push(`${dir}:${target}`);
         } else if (m.type === 'tmpfs') {
           (hostConfig.Tmpfs as Record<string, string> | undefined) ??= {};
           (hostConfig.Tmpfs as Record<string, string>)[target] = '';
         } else {
-          const src = m.source ?? '/';
-          if (m.from) throw this.fail('invalid', inst, 'RUN --mount=type=bind,from=… is not supported by this builder yet');
-          binds.push(`${resolveInRoot(this.req.contextDir, src)}:${target}:${m.readonly === false ? 'rw' : 'ro'}`);
+          // Read-only always: BuildKit discards writes to a bind mount, and this one is the real source.
+          binds.push(`${bindRoots.get(index)}:${target}:ro`);
         }
       }
       if (binds.length) hostConfig.Binds = binds;
@@ -831,7 +877,8 @@ class BuildRun {
         }
         removeIt = this.req.remove !== false;
         const layer = await layerFromSnapshot(this.images, st.image, containers.snapshotMounts(id), {
-          exclude: [...ENGINE_FILES, ...(this.deps.engineFiles ?? []), ...inst.mounts.map((m) => m.target.replace(/^\/+/, ''))],
+          exclude: [...ENGINE_FILES, ...(this.deps.engineFiles ?? []),
+            ...inst.mounts.map((m) => posix.join(st.runConfig.WorkingDir || '/', m.target).replace(/^\/+/, ''))],
           sourceDateEpoch: this.req.sourceDateEpoch,
         });
         return { layer, containerId: id };
@@ -845,7 +892,7 @@ class BuildRun {
           await containers.remove(id, { force: true, volumes: true }).catch(() => {});
         }
       }
-    });
+    }
   }
 
   // ---- COPY / ADD ------------------------------------------------------------------------------
