@@ -878,7 +878,7 @@ class BuildRun {
         removeIt = this.req.remove !== false;
         const layer = await layerFromSnapshot(this.images, st.image, containers.snapshotMounts(id), {
           exclude: [...ENGINE_FILES, ...(this.deps.engineFiles ?? []),
-            ...inst.mounts.map((m) => posix.join(st.runConfig.WorkingDir || '/', m.target).replace(/^\/+/, ''))],
+            ...inst.mounts.map((m) => posix.resolve(st.runConfig.WorkingDir || '/', m.target).replace(/^\/+/, ''))],
           sourceDateEpoch: this.req.sourceDateEpoch,
         });
         return { layer, containerId: id };
