@@ -939,7 +939,7 @@ class BuildRun {
       (inst.from !== undefined ? this.withImageRoot(fromImage, (r) => fn(r, false)) : fn(this.req.contextDir, true));
     try {
       checksum = localSources.length
-        ? await readRoot((root) => sourcesChecksum(root, localSources))
+        ? await readRoot((root, isContext) => sourcesChecksum(root, localSources, { isContext }))
         : stepKey({ urls, heredocs }).slice(7);
     } catch (err) {
       if (err instanceof BuildError) throw new BuildError(err.code, `${this.file}:${inst.line}: ${name} failed: ${err.message}`, locationOf(this.file, inst), { cause: err });

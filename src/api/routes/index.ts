@@ -1,6 +1,7 @@
 // The API modules the daemon loads, in order. Each area adds its module here
 // (images.ts, containers.ts, …); see ApiModule in ../context.ts for what a module may do.
 import type { ApiModule } from '../context.ts';
+import { buildModule } from './build.ts';
 import { containerArchiveModule } from './container-archive.ts';
 import { containersModule } from './containers.ts';
 import { imageArchiveModule } from './image-archive.ts';
@@ -18,4 +19,6 @@ export const API_MODULES: ApiModule[] = [
   volumesModule,
   // Last: its init restores running containers, which needs networks and volumes ready.
   containersModule,
+  // After containers: RUN steps are containers.
+  buildModule,
 ];

@@ -1,0 +1,285 @@
+// Dockerfile text → nodes, by the rules of BuildKit's parser:
+//  - parser directives (`# escape=`, `# syntax=`, `# check=`) only in the leading comment block;
+//    an unknown directive is an ordinary comment; each at most once;
+//  - the escape character (\ or `) at the end of a line continues it; comment lines and empty
+//    lines inside a continuation are dropped (an empty one earns a warning);
+//  - the keyword is case-insensitive; leading `--name[=value]` words are flags;
+//  - RUN, COPY and ADD may carry heredocs (`<<EOF`, `<<-EOF` strips leading tabs, a quoted
+//    delimiter turns expansion off), whose bodies follow the instruction line.
+// How the rest of the line is split depends on the instruction (see argsFor); nothing is
+// variable-expanded here.
+import { BuildError, type Heredoc } from './types.ts';
+
+export interface DockerfileNode {
+  /** Lowercased keyword, e.g. 'run'. */
+  instruction: string;
+  /** The instruction as written, continuations joined (without heredoc bodies). */
+  original: string;
+  /** Flags in order, e.g. ['--from=build', '--chown=1:1']. */
+  flags: string[];
+  args: string[];
+  /** args came from a JSON array. */
+  json: boolean;
+  heredocs: Heredoc[];
+  startLine: number;
+  endLine: number;
+}
+
+export interface ParseWarning { message: string; line: number }
+
+export interface ParsedDockerfile {
+  nodes: DockerfileNode[];
+  escapeToken: string;
+  syntax?: string;
+  warnings: ParseWarning[];
+}
+
+const HEREDOC_INSTRUCTIONS = new Set(['run', 'copy', 'add']);
+const DIRECTIVE = /^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.*?)\s*$/;
+const KNOWN_DIRECTIVES = new Set(['escape', 'syntax', 'check']);
+
+function parseError(file: string, line: number, message: string): BuildError {
+  return new BuildError('invalid', `${file}:${line}: ${message}`, { file, line });
+}
+
+/** Splits off leading --flags (quotes respected, kept); returns them and the rest. */
+function extractFlags(rest: string): { flags: string[]; rest: string } {
+  const flags: string[] = [];
+  let s = rest;
+  for (;;) {
+    s = s.replace(/^[ \t]+/, '');
+    if (!s.startsWith('--')) break;
+    let i = 0;
+    let quote = '';
+    for (; i < s.length; i++) {
+      const c = s[i]!;
+      if (quote) {
+        if (c === quote) quote = '';
+      } else if (c === '"' || c === "'") {
+        quote = c;
+      } else if (c === ' ' || c === '\t') {
+        break;
+      }
+    }
+    const word = s.slice(0, i);
+    s = s.slice(i);
+    if (word === '--') break;
+    flags.push(word);
+  }
+  return { flags, rest: s.replace(/^[ \t]+/, '') };
+}
+
+/** A JSON array of strings, or undefined. */
+function jsonArray(text: string): string[] | undefined {
+  const t = text.trim();
+  if (!t.startsWith('[')) return undefined;
+  try {
+    const v = JSON.parse(t) as unknown;
+    if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[];
+  } catch {
+    // not JSON: shell form
+  }
+  return undefined;
+}
+
+/**
+ * Splits on whitespace, keeping quotes and escapes in the words (the expander removes them later):
+ * BuildKit's parseWords, used for ENV, LABEL and ARG.
+ */
+export function splitKeepingQuotes(text: string, esc: string): string[] {
+  const words: string[] = [];
+  let cur = '';
+  let quote = '';
+  let inWord = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (!quote && (c === ' ' || c === '\t' || c === '\n')) {
+      if (inWord) words.push(cur);
+      cur = '';
+      inWord = false;
+      continue;
+    }
+    inWord = true;
+    if (c === esc && i + 1 < text.length && quote !== "'") {
+      cur += c + text[++i];
+      continue;
+    }
+    if (quote) {
+      if (c === quote) quote = '';
+    } else if (c === '"' || c === "'") {
+      quote = c;
+    }
+    cur += c;
+  }
+  if (inWord) words.push(cur);
+  return words;
+}
+
+/** ENV/LABEL: `key=value …` pairs, or the legacy `key value with spaces`. Returns [k, v, k, v…]. */
+function nameValArgs(rest: string, esc: string, instruction: string, file: string, line: number): string[] {
+  const words = splitKeepingQuotes(rest, esc);
+  if (words.length === 0) throw parseError(file, line, `${instruction.toUpperCase()} requires at least one argument`);
+  if (!words[0]!.includes('=')) {
+    // Legacy form: the first word is the name, the rest of the line the value.
+    const name = words[0]!;
+    const value = rest.trim().slice(name.length).replace(/^[ \t]+/, '');
+    if (instruction === 'env' && value === '') throw parseError(file, line, `ENV must have two arguments`);
+    return [name, value];
+  }
+  const out: string[] = [];
+  for (const w of words) {
+    const i = w.indexOf('=');
+    if (i < 0) throw parseError(file, line, `Syntax error - can't find = in "${w}". Must be of the form: name=value`);
+    if (i === 0) throw parseError(file, line, `${instruction.toUpperCase()} names can not be blank`);
+    out.push(w.slice(0, i), w.slice(i + 1));
+  }
+  return out;
+}
+
+/** How each instruction's arguments are read. */
+function argsFor(instruction: string, rest: string, esc: string, file: string, line: number): { args: string[]; json: boolean } {
+  switch (instruction) {
+    case 'env':
+    case 'label':
+      return { args: nameValArgs(rest, esc, instruction, file, line), json: false };
+    case 'arg':
+      return { args: splitKeepingQuotes(rest, esc), json: false };
+    case 'cmd':
+    case 'entrypoint':
+    case 'run':
+    case 'shell': {
+      const j = jsonArray(rest);
+      if (j) return { args: j, json: true };
+      return { args: rest.trim() === '' ? [] : [rest.trim()], json: false };
+    }
+    case 'copy':
+    case 'add':
+    case 'volume': {
+      const j = jsonArray(rest);
+      if (j) return { args: j, json: true };
+      return { args: rest.trim().split(/[ \t]+/).filter(Boolean), json: false };
+    }
+    case 'from':
+    case 'expose':
+      return { args: rest.trim().split(/[ \t]+/).filter(Boolean), json: false };
+    case 'healthcheck': {
+      const words = rest.trim().split(/[ \t]+/).filter(Boolean);
+      if (words.length === 0) return { args: [], json: false };
+      const kind = words[0]!;
+      const after = rest.trim().slice(kind.length).trim();
+      if (kind.toUpperCase() === 'NONE') return { args: [kind, ...words.slice(1)], json: false };
+      const j = jsonArray(after);
+      if (j) return { args: [kind, ...j], json: true };
+      return { args: after ? [kind, after] : [kind], json: false };
+    }
+    case 'onbuild':
+    case 'maintainer':
+    case 'stopsignal':
+    case 'user':
+    case 'workdir':
+    default:
+      return { args: rest.trim() === '' ? [] : [rest.trim()], json: false };
+  }
+}
+
+const HEREDOC_RE = /<<(-?)\s*(["']?)([A-Za-z0-9_][A-Za-z0-9_.-]*)\2/g;
+
+export function parseDockerfile(text: string, opts: { file?: string } = {}): ParsedDockerfile {
+  const file = opts.file ?? 'Dockerfile';
+  const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
+  const warnings: ParseWarning[] = [];
+  let escapeToken = '\\';
+  let syntax: string | undefined;
+  const seen = new Set<string>();
+  let i = 0;
+  // Directives: only while every line so far is one.
+  for (; i < lines.length; i++) {
+    const m = DIRECTIVE.exec(lines[i]!);
+    if (!m) break;
+    const key = m[1]!.toLowerCase();
+    if (!KNOWN_DIRECTIVES.has(key)) break;
+    if (seen.has(key)) throw parseError(file, i + 1, `only one ${key} parser directive can be used`);
+    seen.add(key);
+    if (key === 'escape') {
+      if (m[2] !== '\\' && m[2] !== '`') throw parseError(file, i + 1, `invalid escape token '${m[2]}' does not match \` or \\`);
+      escapeToken = m[2]!;
+    } else if (key === 'syntax') {
+      syntax = m[2];
+    }
+  }
+  const esc = escapeToken;
+  const continuation = new RegExp(`${esc === '\\' ? '\\\\' : '`'}[ \\t]*$`);
+  const nodes: DockerfileNode[] = [];
+  const isComment = (l: string) => /^[ \t]*#/.test(l);
+  const isBlank = (l: string) => /^[ \t]*$/.test(l);
+
+  while (i < lines.length) {
+    const raw = lines[i]!;
+    if (isBlank(raw) || isComment(raw)) {
+      i++;
+      continue;
+    }
+    const startLine = i + 1;
+    let logical = '';
+    let line = raw.replace(/^[ \t]+/, '');
+    i++;
+    let emptyContinuation = false;
+    for (;;) {
+      if (continuation.test(line)) {
+        logical += line.replace(continuation, '');
+        // next physical line, skipping comments and empty lines
+        let next: string | undefined;
+        while (i < lines.length) {
+          const l = lines[i]!;
+          if (isComment(l)) { i++; continue; }
+          if (isBlank(l)) { emptyContinuation = true; i++; continue; }
+          next = l;
+          i++;
+          break;
+        }
+        if (next === undefined) break; // escape at EOF: the instruction ends
+        line = next;
+        continue;
+      }
+      logical += line;
+      break;
+    }
+    const endLineBeforeHeredoc = i;
+    if (emptyContinuation) warnings.push({ line: startLine, message: 'Empty continuation line found in instruction; empty continuation lines will become errors in a future release' });
+    const m = /^([^\s]+)([\s\S]*)$/.exec(logical.replace(/^[ \t]+/, ''));
+    if (!m) continue;
+    const instruction = m[1]!.toLowerCase();
+    const { flags, rest } = extractFlags(m[2]!);
+    const heredocs: Heredoc[] = [];
+    if (HEREDOC_INSTRUCTIONS.has(instruction) && !jsonArray(rest)) {
+      for (const hm of rest.matchAll(HEREDOC_RE)) {
+        const strip = hm[1] === '-';
+        const name = hm[3]!;
+        const body: string[] = [];
+        let found = false;
+        while (i < lines.length) {
+          const l = lines[i++]!;
+          const cmp = strip ? l.replace(/^\t+/, '') : l;
+          if (cmp === name) {
+            found = true;
+            break;
+          }
+          body.push(strip ? l.replace(/^\t+/, '') : l);
+        }
+        if (!found) throw parseError(file, startLine, `unterminated heredoc ${name}`);
+        heredocs.push({ name, content: body.length ? `${body.join('\n')}\n` : '', expand: hm[2] === '' });
+      }
+    }
+    const { args, json } = argsFor(instruction, rest, esc, file, startLine);
+    nodes.push({
+      instruction, original: logical.trim(), flags, args, json, heredocs, startLine, endLine: Math.max(endLineBeforeHeredoc, i),
+    });
+  }
+  return { nodes, escapeToken, syntax, warnings };
+}
+
+/** A one-line dump of a node (for debugging and conformance comparisons). */
+export function dumpNode(n: DockerfileNode): string {
+  const parts = [...n.flags, ...n.args].map((a) => JSON.stringify(a));
+  return `(${n.instruction}${parts.length ? ' ' : ''}${parts.join(' ')})`;
+}
