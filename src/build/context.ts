@@ -124,7 +124,6 @@ function cleanName(name: string): string | undefined {
 export async function extractContext(body: NodeJS.ReadableStream | AsyncIterable<Uint8Array>, dir: string, opts: { signal?: AbortSignal } = {}): Promise<{ bytes: number }> {
   const source = Readable.from(body as AsyncIterable<Uint8Array>, { objectMode: false });
   let bytes = 0;
-  source.on('data', (c: Buffer) => { bytes += c.length; });
   // Peek at the first bytes for the compression.
   const first: Buffer[] = [];
   let firstLen = 0;
@@ -134,6 +133,7 @@ export async function extractContext(body: NodeJS.ReadableStream | AsyncIterable
     if (r.done) break;
     first.push(Buffer.from(r.value as Uint8Array));
     firstLen += (r.value as Uint8Array).length;
+    bytes += (r.value as Uint8Array).length;
   }
   const head = Buffer.concat(first);
   if (head.length === 0) return { bytes: 0 }; // an empty body: an empty context
@@ -142,6 +142,7 @@ export async function extractContext(body: NodeJS.ReadableStream | AsyncIterable
     for (;;) {
       const r = await iterator.next();
       if (r.done) return;
+      bytes += (r.value as Uint8Array).length;
       yield Buffer.from(r.value as Uint8Array);
     }
   };
@@ -237,8 +238,18 @@ export async function extractContext(body: NodeJS.ReadableStream | AsyncIterable
     extract.on('finish', resolve);
     extract.on('error', reject);
   });
-  tarStream.on('error', (err) => extract.destroy(err));
-  tarStream.pipe(extract);
+  // The docker CLI's context with a Dockerfile added from outside ends right after the last
+  // file's data, without padding or end blocks (Go's reader accepts that): pad it.
+  const padded = Readable.from((async function* () {
+    let total = 0;
+    for await (const c of tarStream) {
+      total += (c as Buffer).length;
+      yield c as Buffer;
+    }
+    yield Buffer.alloc(((512 - (total % 512)) % 512) + 1024);
+  })());
+  padded.on('error', (err) => extract.destroy(err));
+  padded.pipe(extract);
   try {
     await done;
   } catch (err) {

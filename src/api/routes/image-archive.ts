@@ -1,6 +1,6 @@
 // Image archive and housekeeping endpoints: save (GET /images/get, /images/{name}/get), load
 // (POST /images/load), import (POST /images/create?fromSrc=…, dispatched here by the images
-// module), prune (POST /images/prune; POST /build/prune answers "nothing" until a builder exists)
+// module), prune (POST /images/prune; POST /build/prune is the build module's)
 // and the image part of GET /system/df.
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
@@ -217,6 +217,5 @@ export const imageArchiveModule: ApiModule = {
     router.post('/images/load', load);
     router.post('/images/prune', prune);
     // No builder yet: nothing to prune, in the shape `docker builder prune` expects.
-    router.post('/build/prune', (ctx) => { ctx.json({ CachesDeleted: null, SpaceReclaimed: 0 }); });
   },
 };
