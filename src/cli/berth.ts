@@ -10,6 +10,7 @@ import { ApiResponseError, DaemonConnectionError } from './client.ts';
 import { connectClient, HostError, type GlobalOptions } from './connect.ts';
 import { diskUsageCommand, eventsCommand, ExitError, infoCommand, versionCommand } from './commands/system.ts';
 import { TemplateError } from './format/template.ts';
+import { registerBuildCommands } from './commands/build.ts';
 import { registerImageCommands } from './commands/register-images.ts';
 import { registerContainerManageCommands } from './commands/register-containers-manage.ts';
 import { registerNetworkCommands } from './commands/networks.ts';
@@ -109,6 +110,7 @@ export function buildProgram(): Command {
   registerNetworkCommands(program, connect);
   registerVolumeCommands(program, connect);
   registerContainerRunCommands(program, connect);
+  registerBuildCommands(program, connect);
   return program;
 }
 
