@@ -23,6 +23,8 @@ export interface DockerfileNode {
   heredocs: Heredoc[];
   startLine: number;
   endLine: number;
+  /** ENV/LABEL: written as `key=value` pairs, or in the legacy `key value` form. */
+  legacyForm?: boolean;
 }
 
 export interface ParseWarning { message: string; line: number }
@@ -137,11 +139,13 @@ function nameValArgs(rest: string, esc: string, instruction: string, file: strin
 }
 
 /** How each instruction's arguments are read. */
-function argsFor(instruction: string, rest: string, esc: string, file: string, line: number): { args: string[]; json: boolean } {
+function argsFor(instruction: string, rest: string, esc: string, file: string, line: number): { args: string[]; json: boolean; legacyForm?: boolean } {
   switch (instruction) {
     case 'env':
-    case 'label':
-      return { args: nameValArgs(rest, esc, instruction, file, line), json: false };
+    case 'label': {
+      const words = splitKeepingQuotes(rest, esc);
+      return { args: nameValArgs(rest, esc, instruction, file, line), json: false, legacyForm: words.length > 0 && !words[0]!.includes('=') };
+    }
     case 'arg':
       return { args: splitKeepingQuotes(rest, esc), json: false };
     case 'cmd':
@@ -208,7 +212,9 @@ export function parseDockerfile(text: string, opts: { file?: string } = {}): Par
     }
   }
   const esc = escapeToken;
-  const continuation = new RegExp(`${esc === '\\' ? '\\\\' : '`'}[ \\t]*$`);
+  // An escape at the end of a line continues it, unless it is itself escaped.
+  const e = esc === '\\' ? '\\\\' : '`';
+  const continuation = new RegExp(`(?<=^|[^${e}])${e}[ \\t]*$`);
   const nodes: DockerfileNode[] = [];
   const isComment = (l: string) => /^[ \t]*#/.test(l);
   const isBlank = (l: string) => /^[ \t]*$/.test(l);
@@ -270,16 +276,48 @@ export function parseDockerfile(text: string, opts: { file?: string } = {}): Par
         heredocs.push({ name, content: body.length ? `${body.join('\n')}\n` : '', expand: hm[2] === '' });
       }
     }
-    const { args, json } = argsFor(instruction, rest, esc, file, startLine);
+    const { args, json, legacyForm } = argsFor(instruction, rest, esc, file, startLine);
     nodes.push({
       instruction, original: logical.trim(), flags, args, json, heredocs, startLine, endLine: Math.max(endLineBeforeHeredoc, i),
+      ...(legacyForm !== undefined ? { legacyForm } : {}),
     });
   }
+  if (nodes.length === 0) throw new BuildError('invalid', `${file}: file with no instructions`, { file, line: 1 });
   return { nodes, escapeToken, syntax, warnings };
 }
 
-/** A one-line dump of a node (for debugging and conformance comparisons). */
-export function dumpNode(n: DockerfileNode): string {
-  const parts = [...n.flags, ...n.args].map((a) => JSON.stringify(a));
-  return `(${n.instruction}${parts.length ? ' ' : ''}${parts.join(' ')})`;
+/** Go's strconv.Quote, for dumps. */
+function goQuote(v: string): string {
+  let out = '"';
+  for (const ch of v) {
+    const c = ch.codePointAt(0)!;
+    if (ch === '"' || ch === '\\') out += `\\${ch}`;
+    else if (ch === '\n') out += '\\n';
+    else if (ch === '\t') out += '\\t';
+    else if (ch === '\r') out += '\\r';
+    else if (ch === '\b') out += '\\b';
+    else if (ch === '\f') out += '\\f';
+    else if (ch === '\v') out += '\\v';
+    else if (c === 7) out += '\\a';
+    else if (c < 0x20 || c === 0x7f) out += `\\x${c.toString(16).padStart(2, '0')}`;
+    else out += ch;
+  }
+  return `${out}"`;
+}
+
+/** BuildKit's Node.Dump format: (instruction ["flags"] "arg" …), for conformance comparisons. */
+export function dumpNode(n: DockerfileNode, escapeToken = '\\'): string {
+  let str = n.instruction;
+  if (n.flags.length) str += ` [${n.flags.map(goQuote).join(' ')}]`;
+  let values: string[] = n.args;
+  if (n.instruction === 'env' || n.instruction === 'label') {
+    values = [];
+    for (let i = 0; i + 1 < n.args.length; i += 2) values.push(n.args[i]!, n.args[i + 1]!, n.legacyForm ? '' : '=');
+  }
+  if (n.instruction === 'onbuild' && n.args.length) {
+    const inner = parseDockerfile(`${escapeToken === '`' ? '# escape=`\n' : ''}${n.args[0]}`).nodes[0];
+    return `${str} (${inner ? dumpNode(inner, escapeToken) : ''})`.trim();
+  }
+  for (const v of values) str += ` ${goQuote(v)}`;
+  return str.trim();
 }

@@ -24,6 +24,7 @@ function toMap(env: Env): ReadonlyMap<string, string> {
   return m;
 }
 
+const SPECIAL = '@*#?-$!';
 const isNameStart = (c: string): boolean => /[A-Za-z_]/.test(c);
 const isNameChar = (c: string): boolean => /[A-Za-z0-9_]/.test(c);
 const isSpace = (c: string): boolean => c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\f' || c === '\v';
@@ -157,7 +158,9 @@ class Lexer {
     if (c === '{') {
       this.i++;
       const start = this.i;
-      while (this.i < s.length && isNameChar(s[this.i]!)) this.i++;
+      if (this.i < s.length && SPECIAL.includes(s[this.i]!) && s[this.i + 1] !== undefined && /[}:]/.test(s[this.i + 1]!) ) this.i++;
+      else if (/[0-9]/.test(s[this.i] ?? '')) while (this.i < s.length && /[0-9]/.test(s[this.i]!)) this.i++;
+      else while (this.i < s.length && isNameChar(s[this.i]!)) this.i++;
       const name = s.slice(start, this.i);
       if (!name) this.fail(`bad substitution: missing variable name in \${${s.slice(start, s.indexOf('}', start) < 0 ? undefined : s.indexOf('}', start))}}`);
       const value = this.lookup(name);
@@ -234,6 +237,16 @@ class Lexer {
         return;
       }
       this.fail(`unsupported modifier (${op}) in substitution of ${name}`);
+    }
+    if (c !== undefined && /[0-9]/.test(c)) {
+      // Positional parameters are never set in a Dockerfile: all their digits go.
+      while (this.i < s.length && /[0-9]/.test(s[this.i]!)) this.i++;
+      return;
+    }
+    if (c !== undefined && SPECIAL.includes(c)) {
+      // Special parameters ($@, $*, $#, $?, $-, $$, $!) are empty too.
+      this.i++;
+      return;
     }
     if (c !== undefined && isNameStart(c)) {
       const start = this.i;
