@@ -159,6 +159,8 @@ export async function extractContext(body: NodeJS.ReadableStream | AsyncIterable
   const extract = tar.extract();
   const done = new Promise<void>((resolve, reject) => {
     extract.on('entry', (header, stream, next) => {
+      // A failure destroys the entry stream too; the extractor's error is the one reported.
+      stream.on('error', () => {});
       const fail = (err: unknown) => {
         stream.resume();
         extract.destroy(err as Error);

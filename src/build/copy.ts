@@ -202,7 +202,8 @@ function mkdirInRoot(root: string, path: string, owner: Owner): string {
       st = undefined;
     }
     if (!st) {
-      mkdirSync(host, { mode: 0o755 });
+      // recursive: a symlink above may point at a path whose directories do not exist yet.
+      mkdirSync(host, { mode: 0o755, recursive: true });
       chmodSync(host, 0o755);
       lchownSync(host, owner.uid, owner.gid);
     } else if (!st.isDirectory()) {
