@@ -36,6 +36,8 @@ import { BuildError, type SourceLocation } from './types.ts';
 export interface BuildRequest {
   /** The context, unpacked. */
   contextDir: string;
+  /** The context directory is this build's own throw-away copy (files may be hard-linked from it). */
+  contextIsPrivate?: boolean;
   /** The Dockerfile's path inside the context (default "Dockerfile"). */
   dockerfile?: string;
   /** Its text, when it does not come from the context. */
@@ -702,7 +704,8 @@ class BuildRun {
       } finally {
         await snaps.unmount(mnt);
       }
-      return await layerFromSnapshot(this.images, st.image, mounts, { sourceDateEpoch: this.req.sourceDateEpoch });
+      // Only the step's own changes are in this snapshot: it becomes the layer's snapshot in place.
+      return await layerFromSnapshot(this.images, st.image, mounts, { sourceDateEpoch: this.req.sourceDateEpoch, adoptActive: key });
     } finally {
       rmSync(mnt, { recursive: true, force: true });
       await snaps.remove(key).catch(() => {});
@@ -955,7 +958,7 @@ class BuildRun {
       const owner = chown !== undefined ? resolveOwner(root, chown, (m) => this.fail('invalid', inst, m)) : undefined;
       await readRoot(async (sourceRoot, isContext) => {
         await copyInto({
-          kind: inst.kind, sourceRoot, sourceIsContext: isContext, sources, dest, workdir: st.runConfig.WorkingDir || '/',
+          kind: inst.kind, sourceRoot, sourceIsContext: isContext, linkSources: isContext && this.req.contextIsPrivate === true, sources, dest, workdir: st.runConfig.WorkingDir || '/',
           targetRoot: root, uid: owner?.uid, gid: owner?.gid, mode, checksum: inst.checksum, heredocs, signal: this.req.signal,
         });
       });

@@ -13,7 +13,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
-  chmodSync, closeSync, copyFileSync, createReadStream, lchownSync, lstatSync, lutimesSync, mkdirSync, mkdtempSync, openSync, readdirSync,
+  chmodSync, closeSync, copyFileSync, createReadStream, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, mkdtempSync, openSync, readdirSync,
   readlinkSync, readSync, rmSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync, type Stats,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,6 +25,11 @@ import { BuildError } from './types.ts';
 
 export interface CopyRequest {
   kind: 'copy' | 'add';
+  /**
+   * The sources are the build's private, throw-away copy of the context: files whose owner and
+   * mode already match may be hard-linked instead of copied.
+   */
+  linkSources?: boolean;
   sourceRoot: string;
   sourceIsContext: boolean;
   sources: string[];
@@ -171,7 +176,7 @@ export function expandSources(root: string, sources: string[], isContext: boolea
   return { entries, wildcard };
 }
 
-interface Owner { uid: number; gid: number; mode?: number }
+interface Owner { uid: number; gid: number; mode?: number; link?: boolean }
 
 function applyMeta(path: string, st: Stats, owner: Owner, isLink: boolean): void {
   if (isLink) {
@@ -244,6 +249,16 @@ function copyEntry(srcHost: string, dstHost: string, owner: Owner, follow: boole
     applyMeta(dstHost, st, owner, true);
   } else if (st.isFile()) {
     clearForFile(dstHost);
+    if (owner.link && st.uid === owner.uid && st.gid === owner.gid && owner.mode === undefined) {
+      // The build's own copy of the context already has the owner, mode and mtime the copy needs:
+      // a hard link shares it (snapshots are never written in place; containers copy up).
+      try {
+        linkSync(srcHost, dstHost);
+        return;
+      } catch {
+        // another filesystem: copy
+      }
+    }
     copyFileSync(srcHost, dstHost);
     applyMeta(dstHost, st, owner, false);
   }
@@ -325,7 +340,7 @@ async function download(url: string, dir: string, checksum: string | undefined, 
 }
 
 export async function copyInto(req: CopyRequest): Promise<void> {
-  const owner: Owner = { uid: req.uid ?? 0, gid: req.gid ?? 0, mode: req.mode };
+  const owner: Owner = { uid: req.uid ?? 0, gid: req.gid ?? 0, mode: req.mode, link: req.linkSources === true && req.sourceIsContext };
   const destPath = posix.resolve(req.workdir || '/', req.dest);
   const destIsDirSyntax = req.dest.endsWith('/') || req.dest.endsWith('/.') || req.dest === '.';
   const heredocs = new Map((req.heredocs ?? []).map((h) => [h.name, h.content]));

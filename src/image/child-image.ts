@@ -25,6 +25,12 @@ export interface ChildLayer {
 }
 
 export interface ChildLayerOptions {
+  /**
+   * The active snapshot `mounts` belongs to, when nothing but the step's changes is in it (no
+   * engine mount points): it becomes the layer's snapshot in place instead of a copy unpacked
+   * from the tar. The caller must not use it afterwards (removing it is harmless).
+   */
+  adoptActive?: string;
   /** Paths (relative) left out of the layer: mount points the engine made. */
   exclude?: Iterable<string>;
   /** Clamp mtimes to SOURCE_DATE_EPOCH. */
@@ -43,6 +49,7 @@ export async function layerFromSnapshot(images: ImageService, parent: Pick<Image
   // The layer's snapshot is unpacked from the tar while the tar is written (one pass, no re-read
   // of the blob); its chain ID is known only at the end, so it is prepared under a provisional
   // name and published under the real one.
+  if (opts.adoptActive) return adoptedLayer(images, parentDiffIds, parentChains, top, mounts, opts, opts.adoptActive);
   const provisional = `sha256:${randomBytes(32).toString('hex')}` as Digest;
   const target = await images.snapshots.prepareLayer(provisional, top ?? null);
   if (!target) throw new Error('a provisional snapshot name collided');
@@ -76,6 +83,34 @@ export async function layerFromSnapshot(images: ImageService, parent: Pick<Image
   try {
     const res = layer.teeResult as ApplyLayerResult;
     await target.commit({ ...res, size: res.contentSize }, { as: chain });
+  } catch (err) {
+    await discard();
+    throw err;
+  }
+  return { diffIds, chainIds: chains, diffId: layer.diffId, layer, discard };
+}
+
+async function adoptedLayer(images: ImageService, parentDiffIds: Digest[], parentChains: Digest[], top: Digest | undefined, mounts: MountSpec,
+  opts: ChildLayerOptions, key: string): Promise<ChildLayer> {
+  const stats = { contentSize: 0, opaqueDirs: [] as string[] };
+  const layer = await writeLayer(images.content, mounts, {
+    parent: mounts.type === 'bind' && top ? images.snapshots.dirOf(top) : undefined,
+    exclude: opts.exclude, sourceDateEpoch: opts.sourceDateEpoch, stats,
+  });
+  if (layer.diffId === EMPTY_LAYER_DIFF_ID) {
+    if (layer.created) await images.content.delete(layer.digest).catch(() => {});
+    return { diffIds: parentDiffIds, chainIds: parentChains, discard: async () => {} };
+  }
+  const diffIds = [...parentDiffIds, layer.diffId];
+  const chains = chainIds(diffIds);
+  const chain = chains[chains.length - 1]!;
+  let adopted = false;
+  const discard = async (): Promise<void> => {
+    if (adopted && images.snapshots.has(chain) && !images.store.usedChainIds().has(chain)) await images.snapshots.remove(chain).catch(() => {});
+    if (layer.created && !images.store.usedBlobs().has(layer.digest)) await images.content.delete(layer.digest).catch(() => {});
+  };
+  try {
+    adopted = (await images.snapshots.commitActive(key, chain, { diffId: layer.diffId, size: stats.contentSize, opaqueDirs: stats.opaqueDirs })) !== undefined;
   } catch (err) {
     await discard();
     throw err;

@@ -46,6 +46,8 @@ export interface LayerDiffOptions {
    */
   exclude?: Iterable<string>;
   signal?: AbortSignal;
+  /** Filled while the tar is made: regular file bytes plus symlink target lengths, and the opaque directories (relative, raw bytes as latin1). */
+  stats?: { contentSize: number; opaqueDirs: string[] };
 }
 
 function isOverlayXattr(name: string): boolean {
@@ -208,6 +210,12 @@ export async function layerEntries(mounts: MountSpec, opts: LayerDiffOptions = {
 /** The uncompressed layer tar (an async stream of chunks). */
 export async function* layerTar(mounts: MountSpec, opts: LayerDiffOptions = {}): AsyncGenerator<Buffer> {
   const entries = await layerEntries(mounts, opts);
+  if (opts.stats) {
+    for (const e of entries) {
+      if (e.name.endsWith(`/${OPAQUE}`)) opts.stats.opaqueDirs.push(e.name.slice(0, -OPAQUE.length - 1));
+      else if (!e.synthetic && (e.st.isFile() || e.st.isSymbolicLink())) opts.stats.contentSize += Number(e.st.size);
+    }
+  }
   yield* tarEntries(entries, { clampMtime: opts.sourceDateEpoch, xattrFilter: (n) => !isOverlayXattr(n), signal: opts.signal });
 }
 

@@ -425,6 +425,41 @@ export class Snapshotter {
     }
   }
 
+  /**
+   * Turns an unmounted active snapshot into the committed snapshot `chainId` in place (its
+   * directory becomes the layer's: the overlay upper dir is the layer's diff, a vfs tree the whole
+   * tree), for a caller that has just written that layer from it. Returns undefined, changing
+   * nothing, when `chainId` exists already.
+   */
+  async commitActive(key: string, chainId: Digest, layer: { diffId?: Digest; size?: number; opaqueDirs?: string[] }): Promise<SnapshotInfo | undefined> {
+    parseDigest(chainId);
+    const release = await this.reserve(chainId);
+    const releaseKey = await this.reserve(`active:${key}`);
+    try {
+      if (this.committed.has(chainId)) return undefined;
+      const info = this.active.get(key);
+      if (!info) throw new SnapshotError('not-found', `active snapshot ${key} not found`);
+      if (info.parent && !this.committed.has(info.parent)) throw new SnapshotError('not-found', `parent snapshot ${info.parent} is gone`);
+      const path = join(this.dir, String(info.id));
+      const mounted = mountsUnder(path);
+      if (mounted.length) throw new SnapshotError('busy', `snapshot ${key} is mounted (${mounted[0]})`);
+      removeTree(join(path, 'work'));
+      const committed: SnapshotInfo = {
+        id: info.id, kind: 'committed', name: chainId, parent: info.parent, created: new Date().toISOString(),
+        diffId: layer.diffId, size: layer.size,
+        opaque: this.driver === 'overlay' && layer.opaqueDirs?.length ? layer.opaqueDirs : undefined,
+      };
+      writeAtomic(join(path, 'meta.json'), JSON.stringify(committed));
+      this.active.delete(key);
+      this.byId.set(info.id, committed);
+      this.committed.set(chainId, committed);
+      return committed;
+    } finally {
+      releaseKey();
+      release();
+    }
+  }
+
   /** Creates a writable snapshot (a container's rootfs) on top of `parent`; returns how to mount it. */
   async prepareActive(key: string, parent?: Digest | null, opts: { labels?: Record<string, string> } = {}): Promise<MountSpec> {
     if (!key || key.includes('\n')) throw new SnapshotError('invalid', `invalid snapshot key ${JSON.stringify(key)}`);

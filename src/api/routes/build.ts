@@ -66,6 +66,7 @@ async function postBuild(ctx: RequestContext): Promise<void> {
     stream.start();
     await builder.build({
       contextDir: dir,
+      contextIsPrivate: true,
       dockerfile: ctx.query.get('dockerfile') || 'Dockerfile',
       tags, buildArgs, labels, quiet, sourceDateEpoch,
       target: ctx.query.get('target') || undefined,
