@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
   chmodSync, closeSync, createReadStream, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync,
-  readSync, symlinkSync, utimesSync, writeSync, type Stats,
+  readSync, renameSync, rmSync, symlinkSync, utimesSync, writeSync, type Stats,
 } from 'node:fs';
 import { join, posix } from 'node:path';
 import { Readable } from 'node:stream';
@@ -120,8 +120,49 @@ function cleanName(name: string): string | undefined {
   return n;
 }
 
-/** The /build body → a fresh directory. */
-export async function extractContext(body: NodeJS.ReadableStream | AsyncIterable<Uint8Array>, dir: string, opts: { signal?: AbortSignal } = {}): Promise<{ bytes: number }> {
+const CACHED_FILE_MAX = 4 << 20;
+
+/**
+ * Writes a context file through the context cache: a file with the same path, mode, mtime and
+ * content as one sent before is a hard link to that one's inode (creating inodes dominates
+ * unpacking a context of many small files; a link costs a tenth). Inodes are shared only by
+ * identical entries and never written after creation, so sharing is invisible.
+ */
+function writeCachedFile(cacheDir: string, rel: string, host: string, data: Buffer, mode: number, mtime: Date): void {
+  const key = createHash('sha256').update(`${rel}\0${mode}\0${Math.floor(mtime.getTime() / 1000)}\0`).update(data).digest('hex');
+  const cached = join(cacheDir, key.slice(0, 2), key);
+  try {
+    linkSync(cached, host);
+    return;
+  } catch {
+    // not cached yet
+  }
+  const fd = openSync(host, 'wx', 0o600);
+  try {
+    let off = 0;
+    while (off < data.length) off += writeSync(fd, data, off);
+  } finally {
+    closeSync(fd);
+  }
+  chmodSync(host, mode);
+  utimesSync(host, mtime, mtime);
+  try {
+    mkdirSync(join(cacheDir, key.slice(0, 2)), { recursive: true, mode: 0o700 });
+    const tmp = `${cached}.${randomBytes(4).toString('hex')}`;
+    linkSync(host, tmp);
+    renameSync(tmp, cached);
+  } catch {
+    // the cache is an optimisation only
+  }
+}
+
+/** Empties the context cache (docker builder prune). */
+export function clearContextCache(cacheDir: string): void {
+  rmSync(cacheDir, { recursive: true, force: true });
+}
+
+/** The /build body → a fresh directory. `cacheDir`: the context cache (see writeCachedFile). */
+export async function extractContext(body: NodeJS.ReadableStream | AsyncIterable<Uint8Array>, dir: string, opts: { signal?: AbortSignal; cacheDir?: string } = {}): Promise<{ bytes: number }> {
   const source = Readable.from(body as AsyncIterable<Uint8Array>, { objectMode: false });
   let bytes = 0;
   // Peek at the first bytes for the compression.
@@ -193,6 +234,20 @@ export async function extractContext(body: NodeJS.ReadableStream | AsyncIterable
           }
           case 'file':
           case 'contiguous-file': {
+            if (opts.cacheDir && (header.size ?? 0) <= CACHED_FILE_MAX) {
+              const chunks: Buffer[] = [];
+              stream.on('data', (chunk: unknown) => chunks.push(chunk as Buffer));
+              stream.on('end', () => {
+                try {
+                  writeCachedFile(opts.cacheDir!, rel, host, Buffer.concat(chunks), mode, mtime);
+                } catch (err) {
+                  fail(err);
+                  return;
+                }
+                next();
+              });
+              return;
+            }
             const fd = openSync(host, 'wx', 0o600);
             stream.on('data', (chunk: unknown) => {
               const c = chunk as Buffer;

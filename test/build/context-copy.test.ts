@@ -85,6 +85,22 @@ describe('context', () => {
     assert.equal(readFileSync(join(dst2, 'sub', 'b.txt'), 'utf8'), 'b');
   });
 
+  test('the context cache: an identical file sent again is a link to the same inode; any change is a new one', async () => {
+    const cache = tmp();
+    const tarOf = (content: string, mtime: number) => rawTar([{ name: 'f.txt', data: content, mode: 0o644, mtime }, { name: 'g.txt', data: 'same', mode: 0o600, mtime }]);
+    const [a, b, c] = [tmp(), tmp(), tmp()];
+    await extractContext(Readable.from([tarOf('one', 1000)]), a, { cacheDir: cache });
+    await extractContext(Readable.from([tarOf('one', 1000)]), b, { cacheDir: cache });
+    await extractContext(Readable.from([tarOf('two', 1000)]), c, { cacheDir: cache });
+    assert.equal(statSync(join(a, 'f.txt')).ino, statSync(join(b, 'f.txt')).ino);
+    assert.notEqual(statSync(join(a, 'f.txt')).ino, statSync(join(c, 'f.txt')).ino);
+    assert.equal(readFileSync(join(c, 'f.txt'), 'utf8'), 'two');
+    // Same content under another path never shares an inode.
+    assert.notEqual(statSync(join(a, 'f.txt')).ino, statSync(join(a, 'g.txt')).ino);
+    assert.equal(statSync(join(b, 'g.txt')).mode & 0o777, 0o600);
+    assert.equal(statSync(join(b, 'g.txt')).mtimeMs, 1_000_000);
+  });
+
   test('a Dockerfile from stdin is added under a generated name', async () => {
     const src = tmp();
     const { stream, dockerfileName } = packContext(src, { dockerfileContent: 'FROM y\n' });

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Builder } from '../../build/builder.ts';
 import { BuildCache } from '../../build/cache.ts';
-import { extractContext } from '../../build/context.ts';
+import { clearContextCache, extractContext } from '../../build/context.ts';
 import { BuildError } from '../../build/types.ts';
 import type { ContainerService } from '../../engine/containers/service.ts';
 import type { ApiModule, DaemonContext } from '../context.ts';
@@ -37,6 +37,8 @@ function jsonParam<T>(ctx: RequestContext, name: string): T | undefined {
   }
 }
 
+const contextCacheDir = (daemon: DaemonContext): string => join(daemon.config.dataRoot, 'build', 'context-cache');
+
 function builderOf(daemon: DaemonContext): Builder {
   const b = daemon.services.builder;
   if (!b) throw new UnavailableError('the builder is not running');
@@ -59,7 +61,7 @@ async function postBuild(ctx: RequestContext): Promise<void> {
   const stream = new ProgressStream(ctx.res);
   try {
     try {
-      await extractContext(ctx.req, dir, { signal: ctx.signal });
+      await extractContext(ctx.req, dir, { signal: ctx.signal, cacheDir: contextCacheDir(ctx.daemon) });
     } catch (err) {
       throw new BuildError('invalid', `error reading the build context: ${(err as Error).message}`, undefined, { cause: err });
     }
@@ -96,6 +98,7 @@ async function pruneBuildCache(ctx: RequestContext): Promise<void> {
   const cache = ctx.daemon.services.buildCache;
   if (!cache) throw new UnavailableError('the builder is not running');
   cache.clear();
+  clearContextCache(contextCacheDir(ctx.daemon));
   ctx.json({ CachesDeleted: [], SpaceReclaimed: 0 });
 }
 
