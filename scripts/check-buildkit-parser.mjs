@@ -1,13 +1,13 @@
 // Dev-time conformance check of the Dockerfile front end against BuildKit's public test data:
 //   node --import tsx scripts/check-buildkit-parser.mjs <buildkit checkout>
 // Reads frontend/dockerfile/parser/testfiles (Dockerfile + expected AST dump), testfiles-negative
-// (must fail), and shell/envVarTest (word expansion). Nothing of BuildKit is copied here; the
+// (must fail), shell/envVarTest (word expansion) and shell/wordsTest (word splitting). Nothing of BuildKit is copied here; the
 // checkout is read where it lies. Prints the counts and every mismatch.
 import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 const { parseDockerfile, dumpNode } = await import('../src/build/parser.ts');
 const { parseDefinition } = await import('../src/build/instructions.ts');
-const { expandWord } = await import('../src/build/shell-lex.ts');
+const { expandWord, expandWords } = await import('../src/build/shell-lex.ts');
 
 const root = process.argv[2];
 if (!root || !existsSync(join(root, 'frontend/dockerfile'))) {
@@ -58,4 +58,21 @@ for (const raw of readFileSync(join(base, 'shell/envVarTest'), 'utf8').split('\n
   else failures.push(`envVarTest: ${JSON.stringify(input)} want ${JSON.stringify(expected)} got ${JSON.stringify(got)}`);
 }
 console.log(`shell envVarTest: ${evPass}/${evTotal}`);
+// wordsTest: "ENV K=V" lines add to the environment for the lines below; the others are
+// "input | word,word,…" where "error" means the expansion must fail.
+let wPass = 0, wTotal = 0;
+const wenv = [];
+for (const raw of readFileSync(join(base, 'shell/wordsTest'), 'utf8').split('\n')) {
+  if (raw.startsWith('#') || raw.trim() === '') continue;
+  if (raw.startsWith('ENV ')) { wenv.push(raw.slice(3).replace(/^ +/, '')); continue; }
+  const bar = raw.indexOf('|');
+  const input = raw.slice(0, bar).trim();
+  const expected = raw.slice(bar + 1).replace(/^ +/, '').split(',');
+  wTotal++;
+  let got;
+  try { got = expandWords(input, wenv); } catch { got = ['error']; }
+  if (JSON.stringify(got) === JSON.stringify(expected)) wPass++;
+  else failures.push(`wordsTest: ${JSON.stringify(input)} want ${JSON.stringify(expected)} got ${JSON.stringify(got)}`);
+}
+console.log(`shell wordsTest: ${wPass}/${wTotal}`);
 for (const f of failures) console.log(`\n${f}`);
