@@ -186,7 +186,77 @@ function argsFor(instruction: string, rest: string, esc: string, file: string, l
   }
 }
 
-const HEREDOC_RE = /<<(-?)\s*(["']?)([A-Za-z0-9_][A-Za-z0-9_.-]*)\2/g;
+// BuildKit's heredoc rule: the line is split into words on unquoted whitespace (quotes and
+// escapes kept), and a word is a heredoc when it is the whole word `[fd]<<[-]NAME` — so
+// `echo "<<EOF"` and `a<<EOF` are not heredocs. NAME has its quotes removed; any quote in it
+// turns expansion off.
+const HEREDOC_WORD = /^(\d*)<<(-?)([^<]*)$/;
+
+function rawWords(line: string): string[] {
+  const words: string[] = [];
+  let cur = '';
+  let inWord = false;
+  for (let k = 0; k < line.length; k++) {
+    const c = line[k]!;
+    if (c === ' ' || c === '\t' || c === '\n') {
+      if (inWord) words.push(cur);
+      cur = '';
+      inWord = false;
+      continue;
+    }
+    inWord = true;
+    if (c === '\\' && k + 1 < line.length) {
+      cur += c + line[++k];
+    } else if (c === "'" || c === '"') {
+      const close = line.indexOf(c, k + 1);
+      const end = close < 0 ? line.length : close + 1;
+      cur += line.slice(k, end);
+      k = end - 1;
+    } else {
+      cur += c;
+    }
+  }
+  if (inWord) words.push(cur);
+  return words;
+}
+
+function heredocWords(line: string): Array<{ name: string; strip: boolean; expand: boolean }> {
+  const out: Array<{ name: string; strip: boolean; expand: boolean }> = [];
+  for (const w of rawWords(line)) {
+    const m = HEREDOC_WORD.exec(w);
+    if (!m || m[3] === '') continue;
+    const parts = rawWords(m[3]!);
+    if (parts.length !== 1) continue;
+    const raw = parts[0]!;
+    // Unquote: quotes removed, backslash escapes resolved outside single quotes.
+    let name = '';
+    let quoted = false;
+    for (let k = 0; k < raw.length; k++) {
+      const c = raw[k]!;
+      if (c === "'") {
+        const close = raw.indexOf("'", k + 1);
+        if (close < 0) { name = ''; break; }
+        name += raw.slice(k + 1, close);
+        quoted = true;
+        k = close;
+      } else if (c === '"') {
+        quoted = true;
+        let j = k + 1;
+        for (; j < raw.length && raw[j] !== '"'; j++) {
+          if (raw[j] === '\\' && j + 1 < raw.length && '"\\$`'.includes(raw[j + 1]!)) j++;
+          name += raw[j];
+        }
+        k = j;
+      } else if (c === '\\' && k + 1 < raw.length) {
+        name += raw[++k];
+      } else {
+        name += c;
+      }
+    }
+    if (name !== '') out.push({ name, strip: m[2] === '-', expand: !quoted });
+  }
+  return out;
+}
 
 export function parseDockerfile(text: string, opts: { file?: string } = {}): ParsedDockerfile {
   const file = opts.file ?? 'Dockerfile';
@@ -257,10 +327,14 @@ export function parseDockerfile(text: string, opts: { file?: string } = {}): Par
     const instruction = m[1]!.toLowerCase();
     const { flags, rest } = extractFlags(m[2]!);
     const heredocs: Heredoc[] = [];
-    if (HEREDOC_INSTRUCTIONS.has(instruction) && !jsonArray(rest)) {
-      for (const hm of rest.matchAll(HEREDOC_RE)) {
-        const strip = hm[1] === '-';
-        const name = hm[3]!;
+    // ONBUILD's trigger may carry heredocs too (as in BuildKit).
+    const inner = instruction === 'onbuild' ? /^\s*(\S+)([\s\S]*)$/.exec(rest) : null;
+    const hdInstruction = inner ? inner[1]!.toLowerCase() : instruction;
+    const hdRest = inner ? extractFlags(inner[2]!).rest : rest;
+    if (HEREDOC_INSTRUCTIONS.has(hdInstruction) && !jsonArray(hdRest) && logical.includes('<<')) {
+      for (const hd of heredocWords(logical)) {
+        const strip = hd.strip;
+        const name = hd.name;
         const body: string[] = [];
         let found = false;
         while (i < lines.length) {
@@ -273,7 +347,7 @@ export function parseDockerfile(text: string, opts: { file?: string } = {}): Par
           body.push(strip ? l.replace(/^\t+/, '') : l);
         }
         if (!found) throw parseError(file, startLine, `unterminated heredoc ${name}`);
-        heredocs.push({ name, content: body.length ? `${body.join('\n')}\n` : '', expand: hm[2] === '' });
+        heredocs.push({ name, content: body.length ? `${body.join('\n')}\n` : '', expand: hd.expand });
       }
     }
     const { args, json, legacyForm } = argsFor(instruction, rest, esc, file, startLine);
