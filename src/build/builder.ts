@@ -11,9 +11,9 @@
 //                                  host side (no container), then taken as the layer.
 // Before any of that the cache is asked: the key covers the instruction with its expanded
 // arguments, the config it runs with, and for COPY/ADD the sources' content checksum.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, lchownSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, posix } from 'node:path';
+import { dirname, join, posix, relative } from 'node:path';
 import { childImageConfig } from '../engine/containers/commit.ts';
 import type { ContainerService } from '../engine/containers/service.ts';
 import type { DockerContainerConfig } from '../engine/containers/types.ts';
@@ -673,12 +673,12 @@ class BuildRun {
 
   /** A step that changes files from the host side on a writable snapshot of the current image. */
   private async fsStep(st: StageState, inst: Instruction, comment: string, extraKey: Record<string, unknown>,
-    change: (root: string) => Promise<void>, opts: { metaComment?: boolean; cacheable?: boolean } = {}): Promise<void> {
+    change: (root: string, deferLink: (src: string, dst: string) => boolean) => Promise<void>, opts: { metaComment?: boolean; cacheable?: boolean } = {}): Promise<void> {
     const containerConfig = this.commentConfig(st, comment, !opts.metaComment);
     await this.cachedStep(st, containerConfig, extraKey, async () => {
-      const layer = await this.withSnapshot(st, async (root) => {
+      const layer = await this.withSnapshot(st, async (root, deferLink) => {
         try {
-          await change(root);
+          await change(root, deferLink);
         } catch (err) {
           if (err instanceof BuildError) {
             throw err.location ? err : new BuildError(err.code, `${this.file}:${inst.line}: ${err.message}`, locationOf(this.file, inst), { cause: err });
@@ -691,18 +691,50 @@ class BuildRun {
   }
 
   /** Runs fn on a mounted writable snapshot of the stage's image; returns the changes as a layer. */
-  private async withSnapshot(st: StageState, fn: (root: string) => Promise<void>): Promise<ChildLayer> {
+  private async withSnapshot(st: StageState, fn: (root: string, deferLink: (src: string, dst: string) => boolean) => Promise<void>): Promise<ChildLayer> {
     const snaps = this.images.snapshots;
     const key = `build-${process.pid}-${Date.now()}-${Math.random().toString(16).slice(2)}`;
     const top = st.image?.chainIds[st.image.chainIds.length - 1] ?? null;
     const mounts = await snaps.prepareActive(key, top);
     const mnt = mkdtempSync(join(tmpdir(), 'berth-build-'));
+    // Files that can be hard links to the context cache are linked into the snapshot's own
+    // directory once it is unmounted (a link cannot cross the overlay mount); their parent
+    // directories are copied up first, so the directory holds every path on the way.
+    const links: Array<{ src: string; rel: string }> = [];
+    const deferLink = (src: string, dst: string): boolean => {
+      const rel = relative(mnt, dst);
+      if (rel.startsWith('..') || rel === '') return false;
+      const parent = dirname(dst);
+      const pst = lstatSync(parent);
+      lchownSync(parent, pst.uid, pst.gid); // forces overlay's copy-up of the directory
+      links.push({ src, rel });
+      return true;
+    };
     try {
       await snaps.mount(key, mnt);
       try {
-        await fn(mnt);
+        await fn(mnt, deferLink);
       } finally {
         await snaps.unmount(mnt);
+      }
+      const own = mounts.type === 'overlay' ? mounts.upperdir : snaps.dirOf(key);
+      for (const l of links) {
+        const dst = join(own, l.rel);
+        try {
+          const existing = lstatSync(dst);
+          // An earlier removal in this step left a whiteout (or the copy replaced a file): the link takes its place.
+          if (!existing.isDirectory()) unlinkSync(dst);
+        } catch {
+          // nothing there
+        }
+        try {
+          linkSync(l.src, dst);
+        } catch {
+          copyFileSync(l.src, dst);
+          const sst = lstatSync(l.src);
+          chmodSync(dst, sst.mode & 0o7777);
+          utimesSync(dst, sst.atime, sst.mtime);
+        }
       }
       // Only the step's own changes are in this snapshot: it becomes the layer's snapshot in place.
       return await layerFromSnapshot(this.images, st.image, mounts, { sourceDateEpoch: this.req.sourceDateEpoch, adoptActive: key });
@@ -954,11 +986,11 @@ class BuildRun {
 
     // Owner names resolve against the target's /etc/passwd and /etc/group.
     const cacheable = !(urls.length && !inst.checksum);
-    await this.fsStep(st, inst, comment, { chown: chown ?? '', chmod: mode ?? null, from: fromImage?.id ?? '', checksum: inst.checksum ?? '' }, async (root) => {
+    await this.fsStep(st, inst, comment, { chown: chown ?? '', chmod: mode ?? null, from: fromImage?.id ?? '', checksum: inst.checksum ?? '' }, async (root, deferLink) => {
       const owner = chown !== undefined ? resolveOwner(root, chown, (m) => this.fail('invalid', inst, m)) : undefined;
       await readRoot(async (sourceRoot, isContext) => {
         await copyInto({
-          kind: inst.kind, sourceRoot, sourceIsContext: isContext, linkSources: isContext && this.req.contextIsPrivate === true, sources, dest, workdir: st.runConfig.WorkingDir || '/',
+          kind: inst.kind, sourceRoot, sourceIsContext: isContext, linkSources: isContext && this.req.contextIsPrivate === true, deferLink, sources, dest, workdir: st.runConfig.WorkingDir || '/',
           targetRoot: root, uid: owner?.uid, gid: owner?.gid, mode, checksum: inst.checksum, heredocs, signal: this.req.signal,
         });
       });

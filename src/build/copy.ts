@@ -30,6 +30,11 @@ export interface CopyRequest {
    * mode already match may be hard-linked instead of copied.
    */
   linkSources?: boolean;
+  /**
+   * With linkSources: called for a file that may be a hard link instead of a copy; true means the
+   * caller links it later (the target is an overlay mount, which a link cannot cross).
+   */
+  deferLink?: (src: string, dst: string) => boolean;
   sourceRoot: string;
   sourceIsContext: boolean;
   sources: string[];
@@ -176,7 +181,7 @@ export function expandSources(root: string, sources: string[], isContext: boolea
   return { entries, wildcard };
 }
 
-interface Owner { uid: number; gid: number; mode?: number; link?: boolean }
+interface Owner { uid: number; gid: number; mode?: number; link?: boolean; deferLink?: (src: string, dst: string) => boolean }
 
 function applyMeta(path: string, st: Stats, owner: Owner, isLink: boolean): void {
   if (isLink) {
@@ -252,6 +257,7 @@ function copyEntry(srcHost: string, dstHost: string, owner: Owner, follow: boole
     if (owner.link && st.uid === owner.uid && st.gid === owner.gid && owner.mode === undefined) {
       // The build's own copy of the context already has the owner, mode and mtime the copy needs:
       // a hard link shares it (snapshots are never written in place; containers copy up).
+      if (owner.deferLink?.(srcHost, dstHost)) return;
       try {
         linkSync(srcHost, dstHost);
         return;
@@ -340,7 +346,7 @@ async function download(url: string, dir: string, checksum: string | undefined, 
 }
 
 export async function copyInto(req: CopyRequest): Promise<void> {
-  const owner: Owner = { uid: req.uid ?? 0, gid: req.gid ?? 0, mode: req.mode, link: req.linkSources === true && req.sourceIsContext };
+  const owner: Owner = { uid: req.uid ?? 0, gid: req.gid ?? 0, mode: req.mode, link: req.linkSources === true && req.sourceIsContext, deferLink: req.deferLink };
   const destPath = posix.resolve(req.workdir || '/', req.dest);
   const destIsDirSyntax = req.dest.endsWith('/') || req.dest.endsWith('/.') || req.dest === '.';
   const heredocs = new Map((req.heredocs ?? []).map((h) => [h.name, h.content]));

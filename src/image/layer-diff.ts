@@ -219,6 +219,26 @@ export async function* layerTar(mounts: MountSpec, opts: LayerDiffOptions = {}):
   yield* tarEntries(entries, { clampMtime: opts.sourceDateEpoch, xattrFilter: (n) => !isOverlayXattr(n), signal: opts.signal });
 }
 
+/**
+ * Joins the tar's many small pieces (a header, a small file, padding) into chunks of at least
+ * 256 KiB: every chunk costs a trip through the stream pipeline and zlib's thread pool, which for
+ * a layer of many small files took most of the time.
+ */
+async function* batched(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  let parts: Buffer[] = [];
+  let size = 0;
+  for await (const b of source) {
+    parts.push(b);
+    size += b.length;
+    if (size >= 256 << 10) {
+      yield parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
+      parts = [];
+      size = 0;
+    }
+  }
+  if (size > 0) yield Buffer.concat(parts, size);
+}
+
 export interface WrittenLayer {
   /** sha256 of the uncompressed tar. */
   diffId: Digest;
@@ -254,7 +274,7 @@ export const EMPTY_LAYER_DIFF_ID: Digest = 'sha256:5f70bf18a086007016e948b04aed3
 export async function writeLayer(store: ContentStore, mounts: MountSpec, opts: WriteLayerOptions = {}): Promise<WrittenLayer> {
   const diffHash = createHash('sha256');
   let uncompressedSize = 0;
-  const source = Readable.from(layerTar(mounts, opts), { objectMode: false, highWaterMark: 1 << 20 });
+  const source = Readable.from(batched(layerTar(mounts, opts)), { objectMode: false, highWaterMark: 1 << 20 });
   const hasher = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       diffHash.update(chunk);
