@@ -188,7 +188,7 @@ class Lexer {
         if (op === '-') emit(unset ? word : value!);
         else if (op === '+') emit(unset ? '' : word);
         else {
-          if (unset) this.fail(`${name}: ${word || 'is not allowed to be unset'}`);
+          if (unset) this.fail(`${name}: ${word || (value === undefined ? 'is not allowed to be unset' : 'is not allowed to be empty')}`);
           emit(value!);
         }
         return;
