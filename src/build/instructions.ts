@@ -87,6 +87,11 @@ function parseFlags(node: DockerfileNode, file: string): Map<string, string[]> {
       if (!BOOL_FLAGS.has(name)) throw err(file, node.startLine, `missing a value on flag: --${name}`);
       value = 'true';
     }
+    if (BOOL_FLAGS.has(name)) {
+      const b = value.toLowerCase();
+      if (b !== 'true' && b !== 'false') throw err(file, node.startLine, `expecting boolean value for flag ${name}, not: ${value}`);
+      value = b;
+    }
     const list = out.get(name) ?? [];
     if (list.length && !allowed[name]) throw err(file, node.startLine, `duplicate flag specified: --${name}`);
     list.push(value);
@@ -118,6 +123,12 @@ function parseMount(spec: string, file: string, line: number): RunMount {
     const key = (eq < 0 ? field : field.slice(0, eq)).trim().toLowerCase();
     const value = eq < 0 ? undefined : unquote(field.slice(eq + 1).trim());
     const bool = () => value === undefined || value === 'true' || value === '1';
+    // Numbers must be whole: a typo would otherwise become NaN and reach the mount.
+    const num = (k: string, v: string | undefined, radix: number): number => {
+      const ok = radix === 8 ? /^[0-7]+$/ : /^\d+$/;
+      if (v === undefined || !ok.test(v)) throw err(file, line, `invalid value for ${k}: ${JSON.stringify(v ?? '')}`);
+      return Number.parseInt(v, radix);
+    };
     switch (key) {
       case 'type':
         if (!['bind', 'cache', 'tmpfs', 'secret', 'ssh'].includes(value ?? '')) throw err(file, line, `unsupported mount type "${value}"`);
@@ -129,12 +140,21 @@ function parseMount(spec: string, file: string, line: number): RunMount {
       case 'readonly': case 'ro': m.readonly = bool(); break;
       case 'rw': case 'readwrite': m.readonly = !bool(); break;
       case 'id': m.id = value; break;
-      case 'sharing': m.sharing = value; break;
-      case 'mode': m.mode = Number.parseInt(value ?? '', 8); break;
-      case 'uid': m.uid = Number(value); break;
-      case 'gid': m.gid = Number(value); break;
+      case 'sharing':
+        if (!['shared', 'private', 'locked'].includes(value ?? '')) throw err(file, line, `unsupported sharing value "${value}"`);
+        m.sharing = value;
+        break;
+      case 'mode': m.mode = num(key, value, 8); break;
+      case 'uid': m.uid = num(key, value, 10); break;
+      case 'gid': m.gid = num(key, value, 10); break;
       case 'required': m.required = bool(); break;
-      case 'size': m.size = Number(value); break;
+      case 'size': {
+        // Sizes take docker's binary units (64m = 64 MiB), as for --tmpfs and --memory.
+        const sm = /^(\d+(?:\.\d+)?)\s*([kmgtp]?)i?b?$/i.exec(value ?? '');
+        if (!sm) throw err(file, line, `invalid value for size: ${JSON.stringify(value ?? '')}`);
+        m.size = Math.round(Number(sm[1]) * 1024 ** ' kmgtp'.indexOf((sm[2] || ' ').toLowerCase()));
+        break;
+      }
       case '': break;
       default: throw err(file, line, `unexpected key '${key}' in '${field}'`);
     }
@@ -171,7 +191,9 @@ export function parseInstruction(node: DockerfileNode, file = 'Dockerfile'): Ins
       const mounts = (flags.get('mount') ?? []).map((s) => parseMount(s, file, line));
       const network = flag('network');
       if (network !== undefined && !['default', 'none', 'host'].includes(network)) throw err(file, line, `unsupported network mode "${network}"`);
-      return { ...loc, kind: 'run', cmd: args, prependShell: !node.json, heredocs: node.heredocs, mounts, network, security: flag('security') };
+      const security = flag('security');
+      if (security !== undefined && !['sandbox', 'insecure'].includes(security)) throw err(file, line, `unsupported security mode "${security}"`);
+      return { ...loc, kind: 'run', cmd: args, prependShell: !node.json, heredocs: node.heredocs, mounts, network, security };
     }
     case 'cmd':
     case 'entrypoint':
