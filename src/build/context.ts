@@ -24,7 +24,7 @@ import { BuildError } from './types.ts';
 
 interface PackEntry { rel: string; st: Stats; host: string }
 
-function walkContext(dir: string, matcher: PatternMatcher, keep: Set<string>): PackEntry[] {
+function walkContext(dir: string, matcher: PatternMatcher): PackEntry[] {
   const out: PackEntry[] = [];
   const walk = (rel: string) => {
     const host = rel ? join(dir, rel) : dir;
@@ -32,8 +32,10 @@ function walkContext(dir: string, matcher: PatternMatcher, keep: Set<string>): P
       const r = rel ? `${rel}/${name}` : name;
       const h = join(dir, r);
       const st = lstatSync(h);
-      const excluded = !keep.has(r) && matcher.matches(r);
+      const excluded = matcher.matches(r);
       if (st.isDirectory()) {
+        // With exceptions in force an excluded directory may still hold kept files (docker's
+        // walker looks inside too; the directory's own entry stays out).
         if (excluded && !matcher.hasExclusions) continue;
         if (!excluded) out.push({ rel: r, st, host: h });
         walk(r);
@@ -55,10 +57,13 @@ export function packContext(dir: string, opts: { dockerfile?: string; dockerfile
   } catch {
     // no .dockerignore
   }
-  const keep = new Set(['.dockerignore']);
-  if (opts.dockerfile && opts.dockerfileContent === undefined) keep.add(posix.normalize(opts.dockerfile).replace(/^\.\//, ''));
-  else if (opts.dockerfileContent === undefined) keep.add('Dockerfile');
-  const entries = walkContext(dir, new PatternMatcher(patterns), keep);
+  // The docker CLI always sends .dockerignore and the Dockerfile: when the patterns exclude them,
+  // it appends exceptions for them, so a Dockerfile in an excluded directory travels too.
+  const keep = ['.dockerignore'];
+  if (opts.dockerfileContent === undefined) keep.push(opts.dockerfile ? posix.normalize(opts.dockerfile).replace(/^(\.\/)+/, '').replace(/^\/+/, '') : 'Dockerfile');
+  const first = new PatternMatcher(patterns);
+  for (const k of keep) if (first.matches(k)) patterns.push(`!${k}`);
+  const entries = walkContext(dir, new PatternMatcher(patterns));
   const dockerfileName = opts.dockerfileContent !== undefined ? `.dockerfile.${randomBytes(10).toString('hex')}` : undefined;
   const pack = tar.pack();
   const write = async () => {
