@@ -37,7 +37,7 @@ export interface ParsedDockerfile {
 }
 
 const HEREDOC_INSTRUCTIONS = new Set(['run', 'copy', 'add']);
-const DIRECTIVE = /^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.*?)\s*$/;
+const DIRECTIVE = /^[ \t]*#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$/;
 const KNOWN_DIRECTIVES = new Set(['escape', 'syntax', 'check']);
 
 function parseError(file: string, line: number, message: string): BuildError {

@@ -25,6 +25,13 @@ describe('directives', () => {
     assert.equal(parseDockerfile('#   escape=`\nFROM x\n').escapeToken, '`');
   });
 
+  test('indented directives count; an empty value is a comment and ends the directives; check= is a directive', () => {
+    assert.equal(parseDockerfile('  # escape=`\nFROM x\n').escapeToken, '`');
+    assert.equal(parseDockerfile('# escape=\n# escape=`\nFROM x\n').escapeToken, '\\');
+    assert.equal(parseDockerfile('# check=skip=all\n# escape=`\nFROM x\n').escapeToken, '`');
+    assert.equal(parseDockerfile('\n# escape=`\nFROM x\n').escapeToken, '\\');
+  });
+
   test('syntax is recorded and otherwise accepted', () => {
     const p = parseDockerfile('# syntax=docker/dockerfile:1.7\nFROM x\n');
     assert.equal(p.syntax, 'docker/dockerfile:1.7');
