@@ -533,10 +533,8 @@ class BuildRun {
         const list: string[] = [];
         for (const raw of inst.ports) {
           for (const p of this.expandAll(raw, env(), inst)) {
-            for (const one of expandPortRange(p, (m) => this.fail('invalid', inst, m))) {
-              ports[one] = {};
-              list.push(one);
-            }
+            list.push(p); // the history says the ports as written, as docker's does
+            for (const one of expandPortRange(p, (m) => this.fail('invalid', inst, m))) ports[one] = {};
           }
         }
         rc.ExposedPorts = ports;
@@ -571,7 +569,7 @@ class BuildRun {
         return this.fsStep(st, inst, `WORKDIR ${wd}`, {}, async (root) => {
           const target = resolveInRoot(root, wd);
           mkdirSync(target, { recursive: true, mode: 0o755 });
-        }, { metaComment: true });
+        });
       }
       case 'cmd':
       case 'entrypoint': {
@@ -653,13 +651,15 @@ class BuildRun {
     const layer: Pick<ChildLayer, 'diffIds' | 'chainIds' | 'diffId' | 'layer'> & { discard?: () => Promise<void> } = produced?.layer
       ?? { diffIds: st.image?.diffIds ?? [], chainIds: st.image?.chainIds ?? [] };
     try {
-      const created = this.req.sourceDateEpoch !== undefined ? new Date(this.req.sourceDateEpoch * 1000).toISOString() : new Date().toISOString();
+      // SOURCE_DATE_EPOCH: reproducible, so no times of this run and no container IDs.
+      const reproducible = this.req.sourceDateEpoch !== undefined;
+      const created = reproducible ? new Date(this.req.sourceDateEpoch! * 1000).toISOString().replace(/\.000Z$/, 'Z') : new Date().toISOString();
       const config = childImageConfig(st.imageConfig, {
         config: { ...structuredClone(st.runConfig), Image: parentId },
-        containerId: produced?.containerId ?? '',
+        containerId: reproducible ? '' : produced?.containerId ?? '',
         containerConfig, author: st.imageConfig.author, diffId: layer.diffId, created, dockerVersion: this.deps.dockerVersion,
       });
-      if (!produced?.containerId) delete (config as unknown as Record<string, unknown>).container;
+      if (!produced?.containerId || reproducible) delete (config as unknown as Record<string, unknown>).container;
       const rec = await storeChildImage(this.images, config, { parent: st.image?.id, layer, created });
       if (opts.cacheable !== false) this.deps.cache.record(parentId, key, rec.id);
       st.image = rec;
@@ -737,7 +737,10 @@ class BuildRun {
         }
       }
       // Only the step's own changes are in this snapshot: it becomes the layer's snapshot in place.
-      return await layerFromSnapshot(this.images, st.image, mounts, { sourceDateEpoch: this.req.sourceDateEpoch, adoptActive: key });
+      // (Not with SOURCE_DATE_EPOCH: the snapshot must then hold the clamped times the tar has.)
+      return await layerFromSnapshot(this.images, st.image, mounts, {
+        sourceDateEpoch: this.req.sourceDateEpoch, adoptActive: this.req.sourceDateEpoch === undefined ? key : undefined,
+      });
     } finally {
       rmSync(mnt, { recursive: true, force: true });
       await snaps.remove(key).catch(() => {});
