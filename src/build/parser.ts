@@ -190,7 +190,7 @@ function argsFor(instruction: string, rest: string, esc: string, file: string, l
 // escapes kept), and a word is a heredoc when it is the whole word `[fd]<<[-]NAME` — so
 // `echo "<<EOF"` and `a<<EOF` are not heredocs. NAME has its quotes removed; any quote in it
 // turns expansion off.
-const HEREDOC_WORD = /^(\d*)<<(-?)([^<]*)$/;
+const HEREDOC_WORD = /^(\d*)<<(-?)\s*([^<]*)$/;
 
 function rawWords(line: string): string[] {
   const words: string[] = [];
@@ -207,11 +207,22 @@ function rawWords(line: string): string[] {
     inWord = true;
     if (c === '\\' && k + 1 < line.length) {
       cur += c + line[++k];
-    } else if (c === "'" || c === '"') {
+    } else if (c === "'") {
       const close = line.indexOf(c, k + 1);
       const end = close < 0 ? line.length : close + 1;
       cur += line.slice(k, end);
       k = end - 1;
+    } else if (c === '"') {
+      let j = k + 1;
+      while (j < line.length && line[j] !== '"') j += line[j] === '\\' ? 2 : 1;
+      const end = Math.min(j + 1, line.length);
+      cur += line.slice(k, end);
+      k = end - 1;
+    } else if (c === '<' && line[k + 1] === '<') {
+      // As in BuildKit's lexer, blanks after "<<" belong to it: "<<  EOF" is one heredoc word.
+      cur += '<<';
+      k++;
+      while (line[k + 1] === ' ' || line[k + 1] === '\t') cur += line[++k];
     } else {
       cur += c;
     }

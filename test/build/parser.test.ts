@@ -201,6 +201,16 @@ describe('heredocs', () => {
     assert.deepEqual(nodes('FROM x\nONBUILD RUN <<E\nhi\nE\n')[1]!.heredocs.map((h) => h.content), ['hi\n']);
   });
 
+  test('delimiter words: blanks after <<, partial quoting, escapes, $ kept literally', () => {
+    const hd = (line: string, end: string) => nodes(`FROM x\nRUN ${line}\n${end}\n`)[1]!.heredocs.map((h) => [h.name, h.expand]);
+    assert.deepEqual(hd('cat <<   END > out', 'END'), [['END', true]]);
+    assert.deepEqual(hd('cat <<E"N"D', 'END'), [['END', false]]);
+    assert.deepEqual(hd("cat <<it\\'s", "it's"), [["it's", true]]);
+    assert.deepEqual(hd("cat <<'two words'", 'two words'), [['two words', false]]);
+    assert.deepEqual(hd('cat <<$TERM', '$TERM'), [['$TERM', true]]);
+    assert.deepEqual(hd('cat <<<here', 'here'), []);
+  });
+
   test('a heredoc without its delimiter fails naming the line', () => {
     fails('FROM x\n\nRUN <<EOF\necho\n', /^Dockerfile:3: unterminated heredoc/);
   });
