@@ -47,7 +47,7 @@ if (files.length === 0) {
 // The cgroup v2 suites, run a second time in a throwaway pure-v2 VM when this host is not v2
 // (most users run v2; this kind of host boots v1 "hybrid"). Only for the full run (no file
 // arguments); BERTH_TEST_V2_VM=0 turns it off, =1 makes a missing VM tool an error.
-const V2_FILES = ['test/runtime/cgroups.test.ts', 'test/runtime/devices-bpf.test.ts', 'test/runtime/devices.test.ts', 'test/runtime/lifecycle.test.ts', 'test/runtime/rootless.test.ts', 'test/engine/stats.test.ts', 'test/api/containers.test.ts'];
+const V2_FILES = ['test/runtime/cgroups.test.ts', 'test/runtime/devices-bpf.test.ts', 'test/runtime/devices.test.ts', 'test/runtime/lifecycle.test.ts', 'test/runtime/rootless.test.ts', 'test/engine/stats.test.ts', 'test/api/containers.test.ts', 'test/api/build.test.ts'];
 const vmTool = resolve(root, '..', 'shared', 'vm', 'run-in-v2-vm');
 function hostIsCgroupV2() {
   try {

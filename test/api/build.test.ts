@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { DOCKER_BIN, TestDaemon, type RunResult } from '../helpers/daemon.ts';
 import { importBusybox } from '../helpers/containers.ts';
+import { buildBusyboxLayout, pushLayout, tempLayoutDir } from '../helpers/images.ts';
+import { startRegistry } from '../helpers/registry.ts';
 
 const skip = existsSync(DOCKER_BIN) ? false : `the docker CLI is not installed at ${DOCKER_BIN}`;
 let d: TestDaemon;
@@ -305,4 +307,24 @@ test('docker images hides intermediate build images; rmi removes them with the i
   assert.ok((rmi.match(/Deleted: /g) ?? []).length >= 3, rmi);
   const after = (await ok(['images', '-a', '-q', '--no-trunc'])).trim().split('\n').filter(Boolean);
   assert.ok(after.length <= before - 3, `${before} → ${after.length}`);
+});
+
+test('docker build pulls a missing base image from a registry (with --pull too), and the built image pushes and runs after a pull', { skip }, async () => {
+  const reg = await startRegistry();
+  const layout = buildBusyboxLayout(tempLayoutDir());
+  try {
+    await pushLayout(layout, reg.host, 'base/busybox:1');
+    const dir = context({ Dockerfile: `FROM ${reg.host}/base/busybox:1\nRUN echo pulled-and-built > /msg\nCMD ["cat", "/msg"]\n` });
+    const out = await ok(['build', '-t', `${reg.host}/built/app:1`, dir]);
+    assert.match(out, /Pull complete|Downloaded newer image/);
+    const again = await ok(['build', '--pull', '-t', `${reg.host}/built/app:1`, dir]);
+    assert.match(again, /Image is up to date|Using cache/);
+    await ok(['push', `${reg.host}/built/app:1`]);
+    await ok(['rmi', `${reg.host}/built/app:1`]);
+    await ok(['pull', `${reg.host}/built/app:1`]);
+    assert.equal(await ok(['run', '--rm', '--network', 'none', `${reg.host}/built/app:1`]), 'pulled-and-built\n');
+  } finally {
+    await reg.stop();
+    rmSync(layout.dir, { recursive: true, force: true });
+  }
 });
