@@ -221,7 +221,8 @@ export function parseInstruction(node: DockerfileNode, file = 'Dockerfile'): Ins
       return { ...loc, kind: 'expose', ports: args };
     case 'copy':
     case 'add': {
-      if (args.length < 2) throw err(file, line, `${upper} requires at least two arguments, but only one was provided. Destination could not be determined.`);
+      if (args.length < 2) throw err(file, line, `${upper} requires at least two arguments, but only one was provided. Destination could not be determined`);
+      if (node.heredocs.length && /^\d*<<-?\s*\S/.test(args[args.length - 1]!)) throw err(file, line, `${upper} cannot accept a heredoc as a destination`);
       return {
         ...loc, kind: name, sources: args.slice(0, -1), dest: args[args.length - 1]!, heredocs: node.heredocs,
         from: flag('from'), chown: flag('chown'), chmod: flag('chmod'), link: flag('link') === 'true' ? true : undefined,
@@ -243,7 +244,9 @@ export function parseInstruction(node: DockerfileNode, file = 'Dockerfile'): Ins
       return { ...loc, kind: 'stopsignal', signal: args[0]! };
     case 'volume': {
       atLeast(1, 'VOLUME requires at least one argument');
-      return { ...loc, kind: 'volume', paths: args };
+      const paths = args.map((v) => v.trim());
+      if (paths.includes('')) throw err(file, line, 'VOLUME specified can not be an empty string');
+      return { ...loc, kind: 'volume', paths };
     }
     case 'shell':
       if (!node.json) throw err(file, line, 'SHELL requires the arguments to be in JSON form');

@@ -128,6 +128,7 @@ describe('metadata instructions', () => {
     ]);
     fails('FROM x\nEXPOSE\n', /EXPOSE requires at least one argument/);
     fails('FROM x\nVOLUME\n', /VOLUME requires at least one argument/);
+    fails('FROM x\nVOLUME ["/a", " "]\n', /VOLUME specified can not be an empty string/);
     fails('FROM x\nWORKDIR\n', /WORKDIR requires exactly one argument/);
     fails('FROM x\nSTOPSIGNAL\n', /STOPSIGNAL requires exactly one argument/);
     fails('FROM x\nSHELL bash -c\n', /SHELL requires the arguments to be in JSON form/);
@@ -159,6 +160,7 @@ describe('COPY and ADD', () => {
     fails('FROM x\nCOPY --checksum=sha256:0 a b\n', /unknown flag: --checksum/);
     fails('FROM x\nCOPY --link=maybe a b\n', /expecting boolean value for flag link/);
     fails('FROM x\nCOPY --from=a --from=b c d\n', /duplicate flag/);
+    fails('FROM x\nCOPY a <<EOF\nbody\nEOF\n', /^Dockerfile:2: COPY cannot accept a heredoc as a destination/);
   });
 });
 
