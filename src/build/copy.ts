@@ -109,8 +109,9 @@ function componentRegex(pattern: string): RegExp {
 
 /** The cleaned source path inside its root ('' = the root itself); refuses paths that leave a context. */
 function cleanSource(src: string, isContext: boolean): string {
-  const norm = posix.normalize(src);
-  if (isContext && !norm.startsWith('/') && (norm === '..' || norm.startsWith('../'))) {
+  // docker drops one leading '/' and joins the rest to the context root: "/../x" leaves it too.
+  const norm = posix.normalize(src.startsWith('/') ? src.slice(1) || '.' : src);
+  if (isContext && (norm === '..' || norm.startsWith('../'))) {
     throw new BuildError('invalid', `forbidden path outside the build context: ${src} ()`);
   }
   return posix.normalize(`/${norm}`).replace(/^\/+/, '');
@@ -365,7 +366,9 @@ export async function copyInto(req: CopyRequest): Promise<void> {
   } catch {
     existingDir = false;
   }
-  if ((count > 1 || wildcard) && !destIsDirSyntax && !existingDir) {
+  // The classic builder counts the sources after wildcard expansion, and an existing directory
+  // does not excuse a missing '/'; one match of a wildcard may go to a file name.
+  if (count > 1 && !destIsDirSyntax) {
     throw new BuildError('invalid', `When using ${req.kind.toUpperCase()} with more than one source file, the destination must be a directory and end with a /`);
   }
   const intoDir = destIsDirSyntax || existingDir;
