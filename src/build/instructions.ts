@@ -23,12 +23,12 @@ export interface RunMount {
 
 export type Instruction = Loc & (
   | { kind: 'from'; image: string; name?: string; platform?: string }
-  | { kind: 'run'; cmd: string[]; prependShell: boolean; heredocs: Heredoc[]; mounts: RunMount[]; network?: string; security?: string }
+  | { kind: 'run'; cmd: string[]; prependShell: boolean; heredocs: Heredoc[]; mounts: RunMount[]; network?: string; security?: string; /** --device (CDI names); not run by Berth yet */ devices?: string[] }
   | { kind: 'cmd' | 'entrypoint'; cmd: string[]; prependShell: boolean }
   | { kind: 'env' | 'label'; pairs: Array<[string, string]> }
   | { kind: 'arg'; args: Array<{ name: string; value?: string }> }
   | { kind: 'expose'; ports: string[] }
-  | { kind: 'copy' | 'add'; sources: string[]; dest: string; heredocs: Heredoc[]; from?: string; chown?: string; chmod?: string; link?: boolean; checksum?: string; keepGitDir?: boolean; parents?: boolean; exclude?: string[] }
+  | { kind: 'copy' | 'add'; sources: string[]; dest: string; heredocs: Heredoc[]; from?: string; chown?: string; chmod?: string; link?: boolean; checksum?: string; keepGitDir?: boolean; parents?: boolean; exclude?: string[]; /** ADD --unpack=true|false: whether a remote archive is extracted */ unpack?: boolean }
   | { kind: 'workdir'; path: string }
   | { kind: 'user'; user: string }
   | { kind: 'volume'; paths: string[] }
@@ -57,13 +57,13 @@ export interface DockerfileDefinition {
 /** Flags each instruction accepts; `true` = may repeat. */
 const FLAGS: Record<string, Record<string, boolean>> = {
   from: { platform: false },
-  run: { mount: true, network: false, security: false },
+  run: { mount: true, network: false, security: false, device: true },
   copy: { from: false, chown: false, chmod: false, link: false, parents: false, exclude: true },
-  add: { chown: false, chmod: false, link: false, checksum: false, 'keep-git-dir': false, exclude: true },
+  add: { chown: false, chmod: false, link: false, checksum: false, 'keep-git-dir': false, unpack: false, exclude: true },
   healthcheck: { interval: false, timeout: false, 'start-period': false, 'start-interval': false, retries: false },
 };
 const KNOWN = new Set(['from', 'run', 'cmd', 'entrypoint', 'env', 'label', 'arg', 'expose', 'copy', 'add', 'workdir', 'user', 'volume', 'stopsignal', 'healthcheck', 'shell', 'onbuild', 'maintainer']);
-const BOOL_FLAGS = new Set(['link', 'parents', 'keep-git-dir']);
+const BOOL_FLAGS = new Set(['link', 'parents', 'keep-git-dir', 'unpack']);
 
 function err(file: string, line: number, message: string): BuildError {
   return new BuildError('invalid', `${file}:${line}: ${message}`, { file, line });
@@ -80,7 +80,8 @@ function parseFlags(node: DockerfileNode, file: string): Map<string, string[]> {
   for (const raw of node.flags) {
     const body = raw.slice(2);
     const eq = body.indexOf('=');
-    const name = (eq < 0 ? body : body.slice(0, eq)).toLowerCase();
+    // Flag names are case-sensitive, as in BuildKit's bflag.
+    const name = eq < 0 ? body : body.slice(0, eq);
     if (!(name in allowed)) throw err(file, node.startLine, `unknown flag: --${name}`);
     let value = eq < 0 ? undefined : unquote(body.slice(eq + 1));
     if (value === undefined) {
@@ -89,7 +90,8 @@ function parseFlags(node: DockerfileNode, file: string): Map<string, string[]> {
     }
     if (BOOL_FLAGS.has(name)) {
       const b = value.toLowerCase();
-      if (b !== 'true' && b !== 'false') throw err(file, node.startLine, `expecting boolean value for flag ${name}, not: ${value}`);
+      if (b === '' && eq >= 0) throw err(file, node.startLine, `missing a value on flag: --${name}`);
+      if (b !== 'true' && b !== 'false') throw err(file, node.startLine, `expecting boolean value for flag --${name}, not: ${value}`);
       value = b;
     }
     const list = out.get(name) ?? [];
@@ -193,7 +195,7 @@ export function parseInstruction(node: DockerfileNode, file = 'Dockerfile'): Ins
       if (network !== undefined && !['default', 'none', 'host'].includes(network)) throw err(file, line, `unsupported network mode "${network}"`);
       const security = flag('security');
       if (security !== undefined && !['sandbox', 'insecure'].includes(security)) throw err(file, line, `unsupported security mode "${security}"`);
-      return { ...loc, kind: 'run', cmd: args, prependShell: !node.json, heredocs: node.heredocs, mounts, network, security };
+      return { ...loc, kind: 'run', cmd: args, prependShell: !node.json, heredocs: node.heredocs, mounts, network, security, devices: flags.get('device') };
     }
     case 'cmd':
     case 'entrypoint':
@@ -228,6 +230,7 @@ export function parseInstruction(node: DockerfileNode, file = 'Dockerfile'): Ins
         from: flag('from'), chown: flag('chown'), chmod: flag('chmod'), link: flag('link') === 'true' ? true : undefined,
         checksum: flag('checksum'), keepGitDir: flag('keep-git-dir') === 'true' ? true : undefined,
         parents: flag('parents') === 'true' ? true : undefined, exclude: flags.get('exclude'),
+        unpack: flag('unpack') === undefined ? undefined : flag('unpack') === 'true',
       };
     }
     case 'workdir':

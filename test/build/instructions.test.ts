@@ -74,6 +74,7 @@ describe('RUN', () => {
       { type: 'bind', target: '/ctx', readonly: true },
     ]);
     assert.deepEqual([r.network, r.security, r.cmd], ['host', 'insecure', ['build']]);
+    assert.deepEqual(one('RUN --device=vendor.com/gpu=all --device=x nvidia-smi').devices, ['vendor.com/gpu=all', 'x']);
   });
 
   test('bad RUN flags are rejected', () => {
@@ -158,7 +159,10 @@ describe('COPY and ADD', () => {
     fails('FROM x\nCOPY onlyone\n', /^Dockerfile:2: COPY requires at least two arguments/);
     fails('FROM x\nADD --from=x a b\n', /unknown flag: --from/);
     fails('FROM x\nCOPY --checksum=sha256:0 a b\n', /unknown flag: --checksum/);
-    fails('FROM x\nCOPY --link=maybe a b\n', /expecting boolean value for flag link/);
+    fails('FROM x\nCOPY --link=maybe a b\n', /expecting boolean value for flag --link, not: maybe/);
+    fails('FROM x\nCOPY --link= a b\n', /missing a value on flag: --link/);
+    fails('FROM x\nCOPY --FROM=a b c\n', /unknown flag: --FROM/);
+    assert.deepEqual([one('ADD --unpack=false https://e.org/a.tgz /x').unpack, one('ADD --unpack x.tgz /x').unpack, one('ADD x.tgz /x').unpack], [false, true, undefined]);
     fails('FROM x\nCOPY --from=a --from=b c d\n', /duplicate flag/);
     fails('FROM x\nCOPY a <<EOF\nbody\nEOF\n', /^Dockerfile:2: COPY cannot accept a heredoc as a destination/);
   });
