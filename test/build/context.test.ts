@@ -125,6 +125,7 @@ describe('extractContext', () => {
       ['through a relative symlink', [{ name: 'up', type: 'symlink', linkname: `../../../../../../..${outside}` }, { name: 'up/owned', data: 'x' }]],
       ['through an absolute symlink', [{ name: 'abs', type: 'symlink', linkname: outside }, { name: 'abs/owned', data: 'x' }]],
       ['hardlink to an absolute path', [{ name: 'h', type: 'link', linkname: `${outside}/victim` }]],
+      ['hardlink through a symlink it made', [{ name: 'l', type: 'symlink', linkname: outside }, { name: 'h', type: 'link', linkname: 'l/victim' }]],
     ];
     writeFileSync(join(outside, 'victim'), 'v');
     for (const [what, entries] of bad) {

@@ -226,6 +226,7 @@ describe('ADD archives', () => {
       ['dot-dot', rawTar([{ name: '../../../../../../../..' + host + '/evil', data: 'x' }])],
       ['through a symlink', rawTar([{ name: 'l', type: 'symlink', linkname: host }, { name: 'l/evil', data: 'x' }])],
       ['hardlink out', rawTar([{ name: 'h', type: 'link', linkname: '../../../../../../../..' + host + '/victim' }])],
+      ['hardlink through a symlink', rawTar([{ name: 'l', type: 'symlink', linkname: host }, { name: 'h', type: 'link', linkname: 'l/victim' }])],
     ];
     writeFileSync(join(host, 'victim'), 'v');
     for (const [what, data] of bad) {
@@ -235,6 +236,7 @@ describe('ADD archives', () => {
     }
     assert.equal(existsSync(join(host, 'evil')), false);
     assert.equal(readFileSync(join(host, 'victim'), 'utf8'), 'v');
+    assert.equal(statSync(join(host, 'victim')).nlink, 1, 'no hard link to a host file');
   });
 });
 
