@@ -19,6 +19,8 @@ export interface RunMount {
   gid?: number;
   required?: boolean;
   size?: number;
+  /** type=secret,env=NAME: the secret is given to the command as an environment variable. */
+  env?: string;
 }
 
 export type Instruction = Loc & (
@@ -120,48 +122,81 @@ export function parseDuration(text: string): number | undefined {
 
 function parseMount(spec: string, file: string, line: number): RunMount {
   const m: Partial<RunMount> & { type: RunMount['type'] } = { type: 'bind' };
+  const fail = (message: string): never => { throw err(file, line, message); };
+  // Go's strconv.ParseBool, which BuildKit uses for ro/rw/required.
+  const goBool = (key: string, v: string): boolean => {
+    if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(v)) return true;
+    if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(v)) return false;
+    return fail(`invalid value for ${key}: ${v}`);
+  };
+  // Numbers must be whole: a typo would otherwise become NaN and reach the mount.
+  const num = (key: string, v: string, radix: number): number => {
+    if (!(radix === 8 ? /^[0-7]+$/ : /^\d+$/).test(v)) fail(`invalid value ${v} for ${key}`);
+    return Number.parseInt(v, radix);
+  };
   for (const field of spec.split(',')) {
     const eq = field.indexOf('=');
     const key = (eq < 0 ? field : field.slice(0, eq)).trim().toLowerCase();
-    const value = eq < 0 ? undefined : unquote(field.slice(eq + 1).trim());
-    const bool = () => value === undefined || value === 'true' || value === '1';
-    // Numbers must be whole: a typo would otherwise become NaN and reach the mount.
-    const num = (k: string, v: string | undefined, radix: number): number => {
-      const ok = radix === 8 ? /^[0-7]+$/ : /^\d+$/;
-      if (v === undefined || !ok.test(v)) throw err(file, line, `invalid value for ${k}: ${JSON.stringify(v ?? '')}`);
-      return Number.parseInt(v, radix);
-    };
+    if (eq < 0) {
+      if (key === '') continue;
+      if (key === 'readonly' || key === 'ro') m.readonly = true;
+      else if (key === 'readwrite' || key === 'rw') m.readonly = false;
+      else if (key === 'required') m.required = true;
+      else fail(`invalid field '${field}' must be a key=value pair`);
+      continue;
+    }
+    const value = unquote(field.slice(eq + 1).trim());
     switch (key) {
-      case 'type':
-        if (!['bind', 'cache', 'tmpfs', 'secret', 'ssh'].includes(value ?? '')) throw err(file, line, `unsupported mount type "${value}"`);
-        m.type = value as RunMount['type'];
+      case 'type': {
+        const t = value.toLowerCase();
+        if (!['bind', 'cache', 'tmpfs', 'secret', 'ssh'].includes(t)) fail(`unsupported mount type "${value}"`);
+        m.type = t as RunMount['type'];
         break;
+      }
       case 'target': case 'dst': case 'destination': m.target = value; break;
       case 'source': case 'src': m.source = value; break;
-      case 'from': m.from = value; break;
-      case 'readonly': case 'ro': m.readonly = bool(); break;
-      case 'rw': case 'readwrite': m.readonly = !bool(); break;
-      case 'id': m.id = value; break;
-      case 'sharing':
-        if (!['shared', 'private', 'locked'].includes(value ?? '')) throw err(file, line, `unsupported sharing value "${value}"`);
-        m.sharing = value;
+      case 'from':
+        // Stage names are resolved before any ARG is known, so BuildKit refuses variables here.
+        if (/\$(?!$)/.test(value)) fail("'from' doesn't support variable expansion, define alias stage instead");
+        m.from = value;
         break;
+      case 'readonly': case 'ro': m.readonly = goBool(key, value); break;
+      case 'rw': case 'readwrite': m.readonly = !goBool(key, value); break;
+      case 'id': m.id = value; break;
+      case 'sharing': {
+        const v = value.toLowerCase();
+        if (!['shared', 'private', 'locked'].includes(v)) fail(`unsupported sharing value "${value}"`);
+        m.sharing = v;
+        break;
+      }
       case 'mode': m.mode = num(key, value, 8); break;
       case 'uid': m.uid = num(key, value, 10); break;
       case 'gid': m.gid = num(key, value, 10); break;
-      case 'required': m.required = bool(); break;
+      case 'required': m.required = goBool(key, value); break;
+      case 'env': m.env = value; break;
       case 'size': {
         // Sizes take docker's binary units (64m = 64 MiB), as for --tmpfs and --memory.
-        const sm = /^(\d+(?:\.\d+)?)\s*([kmgtp]?)i?b?$/i.exec(value ?? '');
-        if (!sm) throw err(file, line, `invalid value for size: ${JSON.stringify(value ?? '')}`);
-        m.size = Math.round(Number(sm[1]) * 1024 ** ' kmgtp'.indexOf((sm[2] || ' ').toLowerCase()));
+        const sm = /^(\d+(?:\.\d+)?)\s*([kmgtp]?)i?b?$/i.exec(value);
+        if (!sm) fail(`invalid value for size: ${value}`);
+        m.size = Math.round(Number(sm![1]) * 1024 ** ' kmgtp'.indexOf((sm![2] || ' ').toLowerCase()));
         break;
       }
-      case '': break;
-      default: throw err(file, line, `unexpected key '${key}' in '${field}'`);
+      default: fail(`unexpected key '${key}' in '${field}'`);
     }
   }
-  if (!m.target && m.type !== 'secret' && m.type !== 'ssh') throw err(file, line, `mount ${spec}: target is required`);
+  // Options that only make sense for some types, checked after all fields so their order does not matter.
+  if (m.required !== undefined && m.type !== 'secret' && m.type !== 'ssh') fail(`unexpected key 'required' for mount type '${m.type}'`);
+  if (m.size !== undefined && m.type !== 'tmpfs') fail(`unexpected key 'size' for mount type '${m.type}'`);
+  if (!['secret', 'ssh', 'cache'].includes(m.type)) {
+    for (const k of ['mode', 'uid', 'gid'] as const) if (m[k] !== undefined) fail(`${k} not allowed for "${m.type}" type mounts`);
+  }
+  if (m.sharing !== undefined && m.type !== 'cache') fail(`invalid cache sharing set for ${m.type} mount`);
+  if (m.type === 'secret') {
+    if (m.from !== undefined) fail('secret mount should not have a from');
+    if (!m.source && !m.target && !m.id) fail('invalid secret mount. one of source, target required');
+    if (m.source && m.id) fail("both source and id can't be set");
+  }
+  if (!m.target && m.type !== 'secret' && m.type !== 'ssh') fail(`mount ${spec}: target is required`);
   return m as RunMount;
 }
 

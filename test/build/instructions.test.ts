@@ -60,8 +60,8 @@ describe('RUN', () => {
       'RUN --mount=type=cache,target=/var/cache/apt,sharing=locked,id=apt,mode=0755,uid=100,gid=101',
       '--mount=type=bind,source=go.sum,target=/src/go.sum,from=deps,rw',
       '--mount=type=tmpfs,dst=/scratch,size=64m',
-      '--mount=type=secret,id=npmrc,required',
-      '--mount=type=ssh',
+      '--mount=type=secret,id=npmrc,required,env=NPMRC',
+      '--mount=type=ssh,required=False',
       '--mount=target=/ctx,ro=true',
       '--network=host --security=insecure build',
     ].join(' ')) as Extract<Instruction, { kind: 'run' }>;
@@ -69,8 +69,8 @@ describe('RUN', () => {
       { type: 'cache', target: '/var/cache/apt', sharing: 'locked', id: 'apt', mode: 0o755, uid: 100, gid: 101 },
       { type: 'bind', source: 'go.sum', target: '/src/go.sum', from: 'deps', readonly: false },
       { type: 'tmpfs', target: '/scratch', size: 64 * 1024 * 1024 },
-      { type: 'secret', id: 'npmrc', required: true },
-      { type: 'ssh' },
+      { type: 'secret', id: 'npmrc', required: true, env: 'NPMRC' },
+      { type: 'ssh', required: false },
       { type: 'bind', target: '/ctx', readonly: true },
     ]);
     assert.deepEqual([r.network, r.security, r.cmd], ['host', 'insecure', ['build']]);
@@ -82,8 +82,18 @@ describe('RUN', () => {
     fails('FROM x\nRUN --mount=type=cache x\n', /target is required/);
     fails('FROM x\nRUN --mount=type=cache,target=/a,colour=red x\n', /unexpected key 'colour'/);
     fails('FROM x\nRUN --mount=type=cache,target=/a,sharing=sometimes x\n', /sharing/);
-    fails('FROM x\nRUN --mount=type=cache,target=/a,uid=root x\n', /invalid value for uid/);
-    fails('FROM x\nRUN --mount=type=cache,target=/a,mode=0999 x\n', /invalid value for mode/);
+    fails('FROM x\nRUN --mount=type=cache,target=/a,uid=root x\n', /invalid value root for uid/);
+    fails('FROM x\nRUN --mount=type=cache,target=/a,mode=0999 x\n', /invalid value 0999 for mode/);
+    fails('FROM x\nRUN --mount=type=bind,target=/a,mode=0644 x\n', /mode not allowed for "bind" type mounts/);
+    fails('FROM x\nRUN --mount=type=cache,target=/a,size=1m x\n', /unexpected key 'size' for mount type 'cache'/);
+    fails('FROM x\nRUN --mount=type=cache,target=/a,required x\n', /unexpected key 'required' for mount type 'cache'/);
+    fails('FROM x\nRUN --mount=type=tmpfs,target=/a,sharing=shared x\n', /invalid cache sharing set for tmpfs mount/);
+    fails('FROM x\nRUN --mount=type=secret,id=a,src=b x\n', /both source and id can't be set/);
+    fails('FROM x\nRUN --mount=type=secret,from=st,target=/s x\n', /secret mount should not have a from/);
+    fails('FROM x\nRUN --mount=type=secret x\n', /one of source, target required/);
+    fails('FROM x\nRUN --mount=type=bind,target=/a,from=$STAGE x\n', /doesn't support variable expansion/);
+    fails('FROM x\nRUN --mount=type=bind,target=/a,ro=maybe x\n', /invalid value for ro: maybe/);
+    fails('FROM x\nRUN --mount=type=bind,target=/a,nosuid x\n', /invalid field 'nosuid' must be a key=value pair/);
     fails('FROM x\nRUN --network=bridge x\n', /unsupported network mode "bridge"/);
     fails('FROM x\nRUN --network=none --network=host x\n', /duplicate flag specified: --network/);
     fails('FROM x\nRUN --security=privileged x\n', /unsupported security mode/);
