@@ -355,3 +355,38 @@ export async function sourcesChecksum(root: string, patterns: string[], opts: { 
   for (const e of entries) hashTree(h, e.host, e.name);
   return `sha256:${h.digest('hex')}`;
 }
+
+/**
+ * What dockerd does once it has read the Dockerfile: when the context's .dockerignore excludes
+ * .dockerignore or the Dockerfile itself, they are removed, so `COPY . /app` does not copy them
+ * (the CLI had to send them; only the daemon drops them). Call it after reading the Dockerfile.
+ * Nothing happens without a .dockerignore; a path below a symlink is left alone.
+ */
+export function removeIgnoredBuildFiles(dir: string, dockerfile: string): void {
+  let patterns: string[];
+  try {
+    patterns = parseDockerignore(readFileSync(join(dir, '.dockerignore'), 'utf8'));
+  } catch {
+    return;
+  }
+  const matcher = new PatternMatcher(patterns);
+  for (const name of ['.dockerignore', dockerfile]) {
+    const rel = posix.normalize(name).replace(/^(\.\/)+/, '').replace(/^\/+/, '');
+    if (!rel || rel === '.' || rel === '..' || rel.startsWith('../') || !matcher.matches(rel)) continue;
+    const parts = rel.split('/');
+    let safe = true;
+    for (let i = 1; i < parts.length && safe; i++) {
+      try {
+        safe = lstatSync(join(dir, ...parts.slice(0, i))).isDirectory();
+      } catch {
+        safe = false;
+      }
+    }
+    if (!safe) continue;
+    try {
+      if (!lstatSync(join(dir, rel)).isDirectory()) rmSync(join(dir, rel));
+    } catch {
+      // already gone
+    }
+  }
+}

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, describe, test } from 'node:test';
 import tar from 'tar-stream';
-import { extractContext, packContext, sourcesChecksum } from '../../src/build/context.ts';
+import { extractContext, packContext, removeIgnoredBuildFiles, sourcesChecksum } from '../../src/build/context.ts';
 import { BuildError } from '../../src/build/types.ts';
 import { gzip, rawTar, tempDir } from '../helpers/tar.ts';
 
@@ -33,8 +33,8 @@ async function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-async function headers(data: Buffer): Promise<tar.Headers[]> {
-  const out: tar.Headers[] = [];
+async function headers(data: Buffer): Promise<tar.Header[]> {
+  const out: tar.Header[] = [];
   const ex = tar.extract();
   const done = new Promise<void>((res, rej) => {
     ex.on('entry', (h, s, next) => { out.push(h); s.on('end', next); s.resume(); });
@@ -146,6 +146,29 @@ describe('extractContext', () => {
     const ac = new AbortController();
     ac.abort();
     await assert.rejects(extractContext(Readable.from([plain()]), tmp(), { signal: ac.signal }));
+  });
+});
+
+describe('removeIgnoredBuildFiles', () => {
+  test('after the Dockerfile is read, an excluded Dockerfile and .dockerignore leave the context, as dockerd does', async () => {
+    const src = tmp();
+    files(src, { '.dockerignore': '.dockerignore\nbuild/\n', 'build/Dockerfile': 'FROM x\n', 'build/keep': 'k', Dockerfile: 'FROM y\n' });
+    const dst = tmp();
+    await extractContext(Readable.from([await collect(packContext(src, { dockerfile: 'build/Dockerfile' }).stream)]), dst);
+    assert.equal(existsSync(join(dst, 'build', 'Dockerfile')), true);
+    removeIgnoredBuildFiles(dst, 'build/Dockerfile');
+    assert.equal(existsSync(join(dst, 'build', 'Dockerfile')), false);
+    assert.equal(existsSync(join(dst, '.dockerignore')), false);
+    assert.equal(readFileSync(join(dst, 'Dockerfile'), 'utf8'), 'FROM y\n');
+    const kept = tmp();
+    files(kept, { '.dockerignore': '*.log\n', Dockerfile: 'FROM x\n' });
+    removeIgnoredBuildFiles(kept, 'Dockerfile');
+    assert.equal(existsSync(join(kept, 'Dockerfile')), true);
+    assert.equal(existsSync(join(kept, '.dockerignore')), true);
+    const none = tmp();
+    files(none, { Dockerfile: 'FROM x\n' });
+    removeIgnoredBuildFiles(none, 'Dockerfile');
+    assert.equal(existsSync(join(none, 'Dockerfile')), true);
   });
 });
 
