@@ -78,6 +78,28 @@ export interface BuilderDeps {
   /** Engine files in a container's writable layer that are not its changes (mount points). */
   engineFiles?: string[];
   event?: (type: 'image', action: string, id: string, attributes: Record<string, string>) => void;
+  /** Mount points and temporary directories of running builds (see cleanupBuildLeftovers). */
+  scratchDir?: string;
+}
+
+/**
+ * What a daemon killed in the middle of builds leaves behind: overlay mounts and directories in
+ * the scratch dir, and the builds' writable snapshots (keys "build-…"). Run at daemon start,
+ * before any build.
+ */
+export async function cleanupBuildLeftovers(images: ImageService, scratchDir: string): Promise<void> {
+  let mounts: string[] = [];
+  try {
+    mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => (l.split(' ')[4] ?? '').replace(/\\040/g, ' '))
+      .filter((m) => m.startsWith(`${scratchDir}/`)).sort((a, b) => b.length - a.length);
+  } catch {
+    // no mountinfo: nothing to unmount
+  }
+  for (const m of mounts) await images.snapshots.unmount(m).catch(() => {});
+  rmSync(scratchDir, { recursive: true, force: true });
+  for (const s of images.snapshots.list()) {
+    if (s.kind === 'active' && s.name.startsWith('build-')) await images.snapshots.remove(s.name).catch(() => {});
+  }
 }
 
 export interface BuildResult {
@@ -157,6 +179,13 @@ class BuildRun {
     this.file = req.dockerfile && req.dockerfile !== '' ? posix.basename(req.dockerfile) : 'Dockerfile';
     this.buildArgs = new Map(Object.entries(req.buildArgs ?? {}));
     this.quiet = req.quiet === true;
+  }
+
+  /** Where mount points and temporary directories go (the daemon's build dir, cleaned at start). */
+  private scratch(): string {
+    const dir = this.deps.scratchDir ?? tmpdir();
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    return dir;
   }
 
   private say(text: string): void {
@@ -696,7 +725,7 @@ class BuildRun {
     const key = `build-${process.pid}-${Date.now()}-${Math.random().toString(16).slice(2)}`;
     const top = st.image?.chainIds[st.image.chainIds.length - 1] ?? null;
     const mounts = await snaps.prepareActive(key, top);
-    const mnt = mkdtempSync(join(tmpdir(), 'berth-build-'));
+    const mnt = mkdtempSync(join(this.scratch(), 'mnt-'));
     // Files that can be hard links to the context cache are linked into the snapshot's own
     // directory once it is unmounted (a link cannot cross the overlay mount); their parent
     // directories are copied up first, so the directory holds every path on the way.
@@ -750,7 +779,7 @@ class BuildRun {
   /** Mounts an image's filesystem read-only-in-spirit for reading (COPY --from); returns its root. */
   private async withImageRoot<T>(image: ImageRecord | undefined, fn: (root: string) => Promise<T>): Promise<T> {
     if (!image || image.chainIds.length === 0) {
-      const empty = mkdtempSync(join(tmpdir(), 'berth-build-empty-'));
+      const empty = mkdtempSync(join(this.scratch(), 'empty-'));
       try {
         return await fn(empty);
       } finally {
@@ -763,7 +792,7 @@ class BuildRun {
     if (info && snaps.driver === 'vfs') return fn(snaps.dirOf(top));
     const key = `build-src-${process.pid}-${Date.now()}-${Math.random().toString(16).slice(2)}`;
     await snaps.prepareActive(key, top);
-    const mnt = mkdtempSync(join(tmpdir(), 'berth-build-src-'));
+    const mnt = mkdtempSync(join(this.scratch(), 'mnt-'));
     try {
       await snaps.mount(key, mnt);
       try {

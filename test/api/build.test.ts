@@ -328,3 +328,27 @@ test('docker build pulls a missing base image from a registry (with --pull too),
     rmSync(layout.dir, { recursive: true, force: true });
   }
 });
+
+test('a daemon killed mid-build leaves no mounts, scratch files or build snapshots after its restart', { skip }, async () => {
+  const { spawn } = await import('node:child_process');
+  const { readdirSync } = await import('node:fs');
+  const dir = context({ Dockerfile: 'FROM busybox AS a\nRUN echo in-a > /a\nFROM busybox\nRUN --mount=type=bind,from=a,target=/src cat /src/a && sleep 60\n' });
+  const child = spawn(DOCKER_BIN, ['build', dir], { env: d.dockerEnv(CLASSIC), stdio: 'ignore' });
+  const scratch = join(d.dataRoot, 'build', 'scratch');
+  const mounted = () => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => (l.split(' ')[4] ?? '').startsWith(scratch));
+  const deadline = Date.now() + 60_000;
+  while (mounted().length === 0 || !(await ok(['ps', '-q'])).trim()) {
+    assert.ok(Date.now() < deadline, 'the build never reached its RUN step');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await d.restart({ kill9: true });
+  child.kill('SIGKILL');
+  assert.deepEqual(mounted(), []);
+  assert.deepEqual(readdirSync(join(d.dataRoot, 'build')).filter((n) => n === 'scratch' && readdirSync(join(d.dataRoot, 'build', n)).length > 0), []);
+  const snapshots = readdirSync(join(d.dataRoot, 'image', 'snapshots')).filter((n) => /^\d+$/.test(n))
+    .map((n) => { try { return readFileSync(join(d.dataRoot, 'image', 'snapshots', n, 'meta.json'), 'utf8'); } catch { return ''; } });
+  assert.deepEqual(snapshots.filter((m) => m.includes('"name":"build-')), []);
+  // The RUN step's container is left stopped, as dockerd leaves it; it can be removed, and builds work.
+  for (const id of (await ok(['ps', '-aq'])).trim().split('\n').filter(Boolean)) await ok(['rm', '-f', id]);
+  assert.match(await ok(['build', '-q', context({ Dockerfile: 'FROM busybox\nRUN true\n' })]), /^sha256:/);
+});

@@ -2,9 +2,9 @@
 // call) and POST /build/prune. The body is the context as a tar (maybe compressed); the answer is
 // docker's JSON-lines stream: {"stream"} lines, pull progress, {"aux":{"ID"}} and, on failure,
 // an {"errorDetail"} line (the status is already 200 by then, as with dockerd).
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { Builder } from '../../build/builder.ts';
+import { Builder, cleanupBuildLeftovers } from '../../build/builder.ts';
 import { BuildCache } from '../../build/cache.ts';
 import { clearContextCache, extractContext } from '../../build/context.ts';
 import { BuildError } from '../../build/types.ts';
@@ -38,6 +38,8 @@ function jsonParam<T>(ctx: RequestContext, name: string): T | undefined {
 }
 
 const contextCacheDir = (daemon: DaemonContext): string => join(daemon.config.dataRoot, 'build', 'context-cache');
+/** Contexts, mount points and temporary files of running builds; emptied at daemon start. */
+const scratchDir = (daemon: DaemonContext): string => join(daemon.config.dataRoot, 'build', 'scratch');
 
 function builderOf(daemon: DaemonContext): Builder {
   const b = daemon.services.builder;
@@ -57,7 +59,8 @@ async function postBuild(ctx: RequestContext): Promise<void> {
   const sdeText = buildArgs.SOURCE_DATE_EPOCH ?? undefined;
   const sourceDateEpoch = sdeText !== undefined && sdeText !== null && /^\d+$/.test(sdeText) ? Number(sdeText) : undefined;
 
-  const dir = mkdtempSync(join(ctx.daemon.config.dataRoot, 'tmp-build-'));
+  mkdirSync(scratchDir(ctx.daemon), { recursive: true, mode: 0o700 });
+  const dir = mkdtempSync(join(scratchDir(ctx.daemon), 'context-'));
   const stream = new ProgressStream(ctx.res);
   try {
     try {
@@ -104,14 +107,15 @@ async function pruneBuildCache(ctx: RequestContext): Promise<void> {
 
 export const buildModule: ApiModule = {
   name: 'build',
-  init(daemon) {
+  async init(daemon) {
     const images = daemon.services.images;
     const containers = (daemon.services as { containers?: ContainerService }).containers;
     if (!images || !containers) throw new Error('the build module needs the images and containers modules');
     const cache = new BuildCache(daemon.db, (id) => images.store.has(id));
     daemon.services.buildCache = cache;
+    await cleanupBuildLeftovers(images, scratchDir(daemon));
     daemon.services.builder = new Builder({
-      images, containers, cache,
+      images, containers, cache, scratchDir: scratchDir(daemon),
       dockerVersion: BERTH_VERSION,
       event: (type, action, id, attributes) => daemon.events.log(type, action, { ID: id, Attributes: attributes }),
     });
