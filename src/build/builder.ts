@@ -27,7 +27,7 @@ import type { ImageService } from '../image/service.ts';
 import type { Digest, ImageConfig, ProgressEvent } from '../image/types.ts';
 import { readEtcFile } from '../runtime/passwd.ts';
 import { stepKey, type BuildCache } from './cache.ts';
-import { sourcesChecksum } from './context.ts';
+import { removeIgnoredBuildFiles, sourcesChecksum } from './context.ts';
 import { copyInto, resolveInRoot } from './copy.ts';
 import { parseDefinition, parseInstructionText, type DockerfileDefinition, type Instruction, type Stage } from './instructions.ts';
 import { expandWord, expandWords, type Env } from './shell-lex.ts';
@@ -218,6 +218,8 @@ class BuildRun {
       } catch {
         throw new BuildError('invalid', `Cannot locate specified Dockerfile: ${rel}`);
       }
+      // dockerd: a Dockerfile or .dockerignore the .dockerignore excludes is not part of the context.
+      if (this.req.contextIsPrivate) removeIgnoredBuildFiles(this.req.contextDir, rel);
     }
     const def = parseDefinition(text, { file: this.file });
     if (def.stages.length === 0) throw new BuildError('invalid', `${this.file}: file with no instructions`);
@@ -825,6 +827,7 @@ class BuildRun {
     for (const m of inst.mounts) {
       if (m.type !== 'cache' && m.type !== 'bind' && m.type !== 'tmpfs') throw this.fail('invalid', inst, `RUN --mount=type=${m.type} is not supported by this builder`);
     }
+    if (inst.devices?.length) throw this.fail('invalid', inst, 'RUN --device is not supported by this builder');
     const historyArgs = this.runArgs(st, false);
     const saveCmd = historyArgs.length ? [`|${historyArgs.length}`, ...historyArgs, ...cmd] : cmd;
     const containerConfig: DockerContainerConfig = { ...structuredClone(st.runConfig), Cmd: saveCmd, Image: st.image.id };

@@ -260,6 +260,11 @@ test('docker build: -f inside and outside the context, from stdin, and .dockerig
   writeFileSync(outside, 'FROM busybox\nCOPY keep.txt /k\nRUN cat /k\n');
   assert.match(await ok(['build', '-f', outside, dir]), /\nkeep\n/);
   assert.match(await ok(['build', '-f', '-', dir], { input: 'FROM busybox\nRUN echo from-stdin\n' }), /from-stdin/);
+  // A Dockerfile and .dockerignore that .dockerignore excludes are read, but not in the context (dockerd's rule).
+  const hidden = context({ Dockerfile: 'FROM busybox\nCOPY . /ctx\nRUN ls -A /ctx\n', '.dockerignore': 'Dockerfile\n.dockerignore\n', 'data.txt': 'x\n' });
+  const listed = await ok(['build', hidden]);
+  assert.match(listed, /^data\.txt$/m);
+  assert.doesNotMatch(listed, /^(Dockerfile|\.dockerignore)$/m);
 });
 
 test('docker build: --label, --iidfile, -q', { skip }, async () => {
