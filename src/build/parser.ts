@@ -8,6 +8,7 @@
 //    delimiter turns expansion off), whose bodies follow the instruction line.
 // How the rest of the line is split depends on the instruction (see argsFor); nothing is
 // variable-expanded here.
+import { jsonArray } from '../image/archive.ts';
 import { BuildError, type Heredoc } from './types.ts';
 
 export interface DockerfileNode {
@@ -69,19 +70,6 @@ function extractFlags(rest: string): { flags: string[]; rest: string } {
     flags.push(word);
   }
   return { flags, rest: s.replace(/^[ \t]+/, '') };
-}
-
-/** A JSON array of strings, or undefined. */
-function jsonArray(text: string): string[] | undefined {
-  const t = text.trim();
-  if (!t.startsWith('[')) return undefined;
-  try {
-    const v = JSON.parse(t) as unknown;
-    if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[];
-  } catch {
-    // not JSON: shell form
-  }
-  return undefined;
 }
 
 /**

@@ -864,8 +864,8 @@ function changeError(line: string, why: string): ArchiveError {
   return new ArchiveError('changes', `invalid --change ${JSON.stringify(line)}: ${why}`);
 }
 
-/** A JSON array of strings, or undefined when the text is not one (then it is shell form). */
-function jsonArray(text: string): string[] | undefined {
+/** A JSON array of strings, or undefined when the text is not one (then it is shell form). Shared with the Dockerfile parser. */
+export function jsonArray(text: string): string[] | undefined {
   const t = text.trim();
   if (!t.startsWith('[')) return undefined;
   try {
