@@ -598,15 +598,16 @@ static bool client_read(struct client *c)
 
 static void start_stage(void);
 
-static void accept_client(void)
+/* Accepts one queued client; false when none is waiting. */
+static bool accept_client(void)
 {
 	int fd = accept4(attach_lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	if (fd < 0)
-		return;
+		return false;
 	struct client *c = calloc(1, sizeof *c);
 	if (!c) {
 		close(fd);
-		return;
+		return true;
 	}
 	c->fd = fd;
 	c->next = clients;
@@ -616,6 +617,7 @@ static void accept_client(void)
 	/* --hold: the exec'd process's first output goes to this client too. */
 	if (!started)
 		start_stage();
+	return true;
 }
 
 /* ---------- the console socket (--tty) ---------- */
@@ -1150,9 +1152,12 @@ int main(int argc, char **argv)
 			finish();
 		}
 
-		/* Clients first: one that connected before output was produced must get that output. */
+		/* Clients first, every one queued (the daemon and an attach client may both have
+		 * connected before the start): one that connected before output was produced must
+		 * get that output. */
 		if (pfd[i_att].revents & POLLIN)
-			accept_client();
+			while (accept_client()) {
+			}
 		for (int k = first_client; k < np; k++) {
 			struct client *c = who[k];
 			short ev = pfd[k].revents;

@@ -357,3 +357,13 @@ test('a daemon killed mid-build leaves no mounts, scratch files or build snapsho
   for (const id of (await ok(['ps', '-aq'])).trim().split('\n').filter(Boolean)) await ok(['rm', '-f', id]);
   assert.match(await ok(['build', '-q', context({ Dockerfile: 'FROM busybox\nRUN true\n' })]), /^sha256:/);
 });
+
+test('RUN output is never lost: the step\'s attach client and the daemon connect to the monitor together (25 builds)', { skip }, async () => {
+  const dir = context({ Dockerfile: 'FROM busybox\nRUN echo marker-out\nRUN echo marker-err >&2\n' });
+  for (let i = 0; i < 25; i++) {
+    const r = await docker(['build', '--no-cache', '--network', 'none', dir]);
+    assert.equal(r.code, 0, explain(r));
+    assert.match(r.stdout, /^marker-out$/m, `build ${i}: ${r.stdout}`);
+    assert.match(r.stdout + r.stderr, /^marker-err$/m, `build ${i}: ${r.stdout}`);
+  }
+});
