@@ -367,3 +367,14 @@ test('RUN output is never lost: the step\'s attach client and the daemon connect
     assert.match(r.stdout + r.stderr, /^marker-err$/m, `build ${i}: ${r.stdout}`);
   }
 });
+
+test('docker build --platform: the host platform and BuildKit\'s platform ARGs; another platform is refused clearly', { skip }, async () => {
+  const arch = ({ x64: 'amd64', arm64: 'arm64' } as Record<string, string>)[process.arch] ?? process.arch;
+  const dir = context({ Dockerfile: 'FROM --platform=$BUILDPLATFORM busybox\nARG TARGETARCH\nARG TARGETPLATFORM\nRUN echo "arch=$TARGETARCH platform=$TARGETPLATFORM"\n' });
+  const out = await ok(['build', '--no-cache', '--platform', `linux/${arch}`, dir]);
+  assert.match(out, new RegExp(`^arch=${arch} platform=linux/${arch}$`, 'm'));
+  const other = arch === 's390x' ? 'ppc64le' : 's390x';
+  const r = await docker(['build', '--platform', `linux/${other}`, dir]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr + r.stdout, new RegExp(`linux/${other} is not supported`));
+});
