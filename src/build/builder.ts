@@ -11,6 +11,7 @@
 //                                  host side (no container), then taken as the layer.
 // Before any of that the cache is asked: the key covers the instruction with its expanded
 // arguments, the config it runs with, and for COPY/ADD the sources' content checksum.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { chmodSync, copyFileSync, lchownSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, posix, relative } from 'node:path';
@@ -126,6 +127,16 @@ interface StageState {
   cmdSet?: boolean;
 }
 
+/** One stage's output while stages build concurrently. */
+interface Lane {
+  /** Its last step number. */
+  step: number;
+  /** Output kept until the stages before it are done. */
+  pending: Array<() => void>;
+  live: boolean;
+  done: boolean;
+}
+
 function shortId(id: string): string {
   return parseDigest(id as Digest).hex.slice(0, 12);
 }
@@ -171,6 +182,14 @@ class BuildRun {
   private readonly stageResults = new Map<number, StageState>();
   private step = 0;
   private totalSteps = 0;
+  /** Independent stages build concurrently; each writes to its lane, shown in stage order. */
+  private readonly lane = new AsyncLocalStorage<Lane>();
+  private lanes: Lane[] = [];
+  private head = 0;
+  private readonly stagePromises = new Map<number, Promise<StageState>>();
+  /** Aborted by the client going away, or by another stage's failure. */
+  private readonly abort = new AbortController();
+  private readonly signal: AbortSignal;
   private readonly host = hostPlatform();
   private readonly quiet: boolean;
 
@@ -179,6 +198,27 @@ class BuildRun {
     this.file = req.dockerfile && req.dockerfile !== '' ? posix.basename(req.dockerfile) : 'Dockerfile';
     this.buildArgs = new Map(Object.entries(req.buildArgs ?? {}));
     this.quiet = req.quiet === true;
+    this.signal = req.signal ? AbortSignal.any([req.signal, this.abort.signal]) : this.abort.signal;
+  }
+
+  /** Output of the current lane: live for the first unfinished stage, kept for the others until then. */
+  private emit(fn: () => void): void {
+    const l = this.lane.getStore();
+    if (!l || l.live) fn();
+    else l.pending.push(fn);
+  }
+
+  private finishLane(l: Lane): void {
+    l.done = true;
+    while (this.head < this.lanes.length) {
+      const cur = this.lanes[this.head]!;
+      for (const fn of cur.pending.splice(0)) fn();
+      if (!cur.done) {
+        cur.live = true;
+        return;
+      }
+      this.head++;
+    }
   }
 
   /** Where mount points and temporary directories go (the daemon's build dir, cleaned at start). */
@@ -189,11 +229,11 @@ class BuildRun {
   }
 
   private say(text: string): void {
-    if (!this.quiet) this.out.stream(text);
+    if (!this.quiet) this.emit(() => this.out.stream(text));
   }
 
   private checkCancelled(): void {
-    if (this.req.signal?.aborted) throw new BuildError('cancelled', 'the build was cancelled');
+    if (this.signal.aborted) throw new BuildError('cancelled', 'the build was cancelled');
   }
 
   private fail(code: BuildError['code'], inst: { line: number; endLine?: number } | undefined, message: string, cause?: unknown): BuildError {
@@ -265,26 +305,36 @@ class BuildRun {
   /** The stages the target needs, in order. */
   private neededStages(def: DockerfileDefinition, targetIndex: number): Stage[] {
     const needed = new Set<number>();
-    const env = this.metaEnv();
     const visit = (i: number): void => {
       if (needed.has(i)) return;
       needed.add(i);
-      const s = def.stages[i]!;
-      const base = this.expandOr(s.from.image, env);
-      const dep = this.stageIndex(def, base, i);
-      if (dep !== undefined) visit(dep);
-      for (const inst of s.instructions) {
-        const refs: string[] = [];
-        if ((inst.kind === 'copy' || inst.kind === 'add') && inst.from) refs.push(inst.from);
-        if (inst.kind === 'run') for (const m of inst.mounts) if (m.from) refs.push(m.from);
-        for (const r of refs) {
-          const d = this.stageIndex(def, this.expandOr(r, env), i);
-          if (d !== undefined) visit(d);
-        }
-      }
+      for (const d of this.stageDeps(def, def.stages[i]!)) visit(d);
     };
     visit(targetIndex);
     return def.stages.filter((s) => needed.has(s.index));
+  }
+
+  /** The stages a stage names (FROM, COPY --from, RUN --mount from=), as far as global ARGs tell. */
+  private stageDeps(def: DockerfileDefinition, s: Stage): number[] {
+    const env = this.metaEnv();
+    const deps = new Set<number>();
+    const add = (name: string) => {
+      const d = this.stageIndex(def, this.expandOr(name, env), s.index);
+      if (d !== undefined) deps.add(d);
+    };
+    add(s.from.image);
+    for (const inst of s.instructions) {
+      if ((inst.kind === 'copy' || inst.kind === 'add') && inst.from) add(inst.from);
+      if (inst.kind === 'run') for (const m of inst.mounts) if (m.from) add(m.from);
+    }
+    return [...deps];
+  }
+
+  /** An earlier stage's result, waiting for it if it is still being built. */
+  private async stageResult(index: number): Promise<StageState | undefined> {
+    const p = this.stagePromises.get(index);
+    if (p) await p.catch(() => undefined);
+    return this.stageResults.get(index);
   }
 
   private expandOr(word: string, env: Env): string {
@@ -324,18 +374,42 @@ class BuildRun {
     const labels = Object.entries(this.req.labels ?? {});
     this.totalSteps = stages.reduce((n, s) => n + 1 + s.instructions.length, 0) + (labels.length ? 1 : 0);
 
-    let last: StageState | undefined;
+    // Every needed stage starts once the stages it names are built; independent ones run at once.
+    let offset = 0;
     for (const stage of stages) {
-      this.checkCancelled();
-      last = await this.buildStage(def, stage);
-      this.stageResults.set(stage.index, last);
-      if (stage.index === targetIndex && labels.length) {
-        const inst = parseInstructionText(`LABEL ${labels.map(([k, v]) => `${JSON.stringify(k)}=${JSON.stringify(v)}`).join(' ')}`, this.file);
-        this.stepHeader(inst);
-        await this.dispatch(def, last, inst);
-      }
+      const lane: Lane = { step: offset, pending: [], live: this.lanes.length === 0, done: false };
+      offset += 1 + stage.instructions.length;
+      this.lanes.push(lane);
+      const deps = this.stageDeps(def, stage);
+      this.stagePromises.set(stage.index, (async () => {
+        try {
+          for (const dep of deps) await this.stagePromises.get(dep);
+          return await this.lane.run(lane, async () => {
+            this.checkCancelled();
+            const st = await this.buildStage(def, stage);
+            this.stageResults.set(stage.index, st);
+            if (stage.index === targetIndex && labels.length) {
+              const inst = parseInstructionText(`LABEL ${labels.map(([k, v]) => `${JSON.stringify(k)}=${JSON.stringify(v)}`).join(' ')}`, this.file);
+              this.stepHeader(inst);
+              await this.dispatch(def, st, inst);
+            }
+            return st;
+          });
+        } catch (err) {
+          this.abort.abort();
+          throw err;
+        } finally {
+          this.finishLane(lane);
+        }
+      })());
     }
-    const final = last!;
+    const settled = await Promise.allSettled([...this.stagePromises.values()]);
+    // The first real failure (not a stage stopped because of it) is the build's.
+    const failures = settled.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
+    if (failures.length) {
+      throw failures.find((e) => !(e instanceof BuildError && e.code === 'cancelled')) ?? failures[0];
+    }
+    const final = this.stageResults.get(targetIndex)!;
     if (!final.image) throw new BuildError('invalid', 'No image was generated. Is your Dockerfile empty?');
 
     const unused = [...this.buildArgs.keys()].filter((k) => !this.usedArgs.has(k) && !PROXY_ARGS.has(k) && !this.platformArgs().has(k)).sort();
@@ -385,8 +459,9 @@ class BuildRun {
   }
 
   private stepHeader(inst: { original: string }): void {
-    this.step++;
-    this.say(`Step ${this.step}/${this.totalSteps} : ${inst.original.replace(/\s*\n\s*/g, ' ').trim()}\n`);
+    const l = this.lane.getStore();
+    const n = l ? ++l.step : ++this.step;
+    this.say(`Step ${n}/${this.totalSteps} : ${inst.original.replace(/\s*\n\s*/g, ' ').trim()}\n`);
   }
 
   private expandIn(word: string, env: Env, inst: { line: number; endLine?: number }): string {
@@ -417,7 +492,7 @@ class BuildRun {
     let st: StageState;
     const depIndex = this.stageIndex(def, base, stage.index);
     if (depIndex !== undefined) {
-      const dep = this.stageResults.get(depIndex);
+      const dep = await this.stageResult(depIndex);
       if (!dep) throw this.fail('invalid', from, `stage ${base} was not built`);
       st = { stage, image: dep.image, imageConfig: structuredClone(dep.imageConfig), runConfig: structuredClone(dep.runConfig), args: new Map() };
     } else if (base.toLowerCase() === 'scratch') {
@@ -474,7 +549,7 @@ class BuildRun {
     }
     try {
       const pulled = await this.images.pull(ref.tag === undefined && ref.digest === undefined ? withTag(ref, 'latest') : ref, {
-        progress: (ev) => { if (!this.quiet) this.out.progress(ev); }, signal: this.req.signal,
+        progress: (ev) => { if (!this.quiet) this.emit(() => this.out.progress(ev)); }, signal: this.signal,
       });
       return pulled[0]!;
     } catch (err) {
@@ -845,7 +920,7 @@ class BuildRun {
       if (m.from !== undefined) {
         const from = this.expandIn(m.from, env0, inst);
         const idx = this.stageIndex(def, from, st.stage.index);
-        const image = idx !== undefined ? this.stageResults.get(idx)?.image : await this.baseImage(from, inst);
+        const image = idx !== undefined ? (await this.stageResult(idx))?.image : await this.baseImage(from, inst);
         bindSources.push({ index, image, fromContext: false, source });
         mountKeys.push({ ...m, image: image?.id ?? '' });
       } else {
@@ -933,12 +1008,12 @@ class BuildRun {
         conn.onOutput((_stream, data) => this.say(data.toString('utf8')));
         await started;
         const onAbort = () => { void containers.kill(id).catch(() => {}); };
-        this.req.signal?.addEventListener('abort', onAbort, { once: true });
+        this.signal.addEventListener('abort', onAbort, { once: true });
         try {
           code = (await containers.wait(id)).StatusCode;
           await Promise.race([done, new Promise((r) => setTimeout(r, 2000).unref())]);
         } finally {
-          this.req.signal?.removeEventListener('abort', onAbort);
+          this.signal.removeEventListener('abort', onAbort);
           conn.close();
         }
         this.checkCancelled();
@@ -957,8 +1032,8 @@ class BuildRun {
         throw this.fail('failed', inst, (err as Error).message, err);
       } finally {
         for (const c of cleanups) c();
-        if (removeIt || this.req.signal?.aborted) {
-          if (!this.req.signal?.aborted) this.say(`Removing intermediate container ${id.slice(0, 12)}\n`);
+        if (removeIt || this.signal.aborted) {
+          if (!this.signal.aborted) this.say(`Removing intermediate container ${id.slice(0, 12)}\n`);
           await containers.remove(id, { force: true, volumes: true }).catch(() => {});
         }
       }
@@ -990,7 +1065,7 @@ class BuildRun {
       const from = this.expandIn(inst.from, env, inst);
       const idx = this.stageIndex(def, from, st.stage.index);
       if (idx !== undefined) {
-        const dep = this.stageResults.get(idx);
+        const dep = await this.stageResult(idx);
         if (!dep) throw this.fail('invalid', inst, `stage ${from} was not built`);
         fromImage = dep.image;
       } else if (this.stageIndex(def, from, Number.MAX_SAFE_INTEGER) !== undefined) {
@@ -1026,7 +1101,7 @@ class BuildRun {
       await readRoot(async (sourceRoot, isContext) => {
         await copyInto({
           kind: inst.kind, sourceRoot, sourceIsContext: isContext, linkSources: isContext && this.req.contextIsPrivate === true, deferLink, sources, dest, workdir: st.runConfig.WorkingDir || '/',
-          targetRoot: root, uid: owner?.uid, gid: owner?.gid, mode, checksum: inst.checksum, heredocs, signal: this.req.signal,
+          targetRoot: root, uid: owner?.uid, gid: owner?.gid, mode, checksum: inst.checksum, heredocs, signal: this.signal,
         });
       });
     }, { cacheable });

@@ -378,3 +378,31 @@ test('docker build --platform: the host platform and BuildKit\'s platform ARGs; 
   assert.notEqual(r.code, 0);
   assert.match(r.stderr + r.stdout, new RegExp(`linux/${other} is not supported`));
 });
+
+test('independent stages build at the same time; the output stays in stage order; one failing stops the others', { skip }, async () => {
+  const dir = context({
+    Dockerfile: [
+      'FROM busybox AS a', 'RUN sleep 1.5 && echo from-a > /a',
+      'FROM busybox AS b', 'RUN sleep 1.5 && echo from-b > /b',
+      'FROM busybox', 'COPY --from=a /a /a', 'COPY --from=b /b /b', 'RUN cat /a /b', '',
+    ].join('\n'),
+  });
+  const t0 = Date.now();
+  const out = await ok(['build', '--no-cache', '--network', 'none', dir]);
+  const took = Date.now() - t0;
+  assert.ok(took < 2900, `two 1.5 s stages took ${took} ms: not concurrent`);
+  const steps = [...out.matchAll(/^Step (\d+)\/8 : /gm)].map((m) => Number(m[1]));
+  assert.deepEqual(steps, [1, 2, 3, 4, 5, 6, 7, 8]);
+  assert.match(out, /^from-a\nfrom-b$/m);
+
+  const failing = context({
+    Dockerfile: ['FROM busybox AS slow', 'RUN sleep 30', 'FROM busybox AS broken', 'RUN exit 9', 'FROM busybox', 'COPY --from=slow / /s', 'COPY --from=broken / /b', ''].join('\n'),
+  });
+  const t1 = Date.now();
+  const r = await docker(['build', '--no-cache', '--network', 'none', failing]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr + r.stdout, /Dockerfile:4: The command '\/bin\/sh -c exit 9' returned a non-zero code: 9/);
+  assert.ok(Date.now() - t1 < 20_000, 'the slow stage was not stopped');
+  assert.equal((await ok(['ps', '-q'])).trim(), '');
+  for (const id of (await ok(['ps', '-aq'])).trim().split('\n').filter(Boolean)) await ok(['rm', '-f', id]);
+});
