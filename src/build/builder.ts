@@ -187,6 +187,8 @@ class BuildRun {
   private lanes: Lane[] = [];
   private head = 0;
   private readonly stagePromises = new Map<number, Promise<StageState>>();
+  /** Removals of RUN steps' containers, awaited before the build ends. */
+  private readonly removals: Array<Promise<void>> = [];
   /** Aborted by the client going away, or by another stage's failure. */
   private readonly abort = new AbortController();
   private readonly signal: AbortSignal;
@@ -404,6 +406,7 @@ class BuildRun {
       })());
     }
     const settled = await Promise.allSettled([...this.stagePromises.values()]);
+    await Promise.all(this.removals);
     // The first real failure (not a stage stopped because of it) is the build's.
     const failures = settled.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
     if (failures.length) {
@@ -1034,7 +1037,8 @@ class BuildRun {
         for (const c of cleanups) c();
         if (removeIt || this.signal.aborted) {
           if (!this.signal.aborted) this.say(`Removing intermediate container ${id.slice(0, 12)}\n`);
-          await containers.remove(id, { force: true, volumes: true }).catch(() => {});
+          // Its layer is taken: the next step need not wait for the removal (the build does, at its end).
+          this.removals.push(containers.remove(id, { force: true, volumes: true }).catch(() => {}));
         }
       }
     }
