@@ -21,7 +21,7 @@
 // hybrid cgroup2 mount dropped inside (crun 1.8 refuses hybrid layouts), busybox built from
 // Debian's busybox-static; daemons started by the bench and stopped by PID.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
@@ -49,12 +49,18 @@ if (process.getuid() !== 0) throw new Error('run as root (the peers need it)');
 enterPrivateNamespaces('BERTH_BUILD_BENCH_INNER', { net: true, dropCgroup2: true });
 
 const berthBin = process.env.BERTH_BIN ?? join(REPO, 'dist/berth.cjs');
+const CGROUP_PARENT = `berthbench-build-${process.pid}`;
 const work = mkdtempSync(join(args.tmp, 'bbuild.'));
 const daemons = new Daemons(work, { verbose: args.verbose });
 let cleaning;
 function cleanup() {
   cleaning ??= (async () => {
     await daemons.stopAll();
+    for (const c of (() => { try { return readdirSync('/sys/fs/cgroup'); } catch { return []; } })()) {
+      for (const dir of [join('/sys/fs/cgroup', c, CGROUP_PARENT), join('/sys/fs/cgroup', CGROUP_PARENT)]) {
+        if (existsSync(dir)) spawnSync('find', [dir, '-depth', '-type', 'd', '-exec', 'rmdir', '{}', ';']);
+      }
+    }
     unmountUnder(work);
     try { rmSync(work, { recursive: true, force: true }); } catch (e) { log(`clean-up: ${e.message}`); }
   })();
@@ -99,7 +105,8 @@ try {
   if (need('berth') || need('docker-berth')) {
     const B = join(work, 'berth');
     mkdirSync(B, { recursive: true });
-    writeFileSync(join(B, 'daemon.json'), '{}');
+    // Its own cgroup parent (cgroups are not in the bench's namespaces), removed at the end.
+    writeFileSync(join(B, 'daemon.json'), JSON.stringify({ 'cgroup-parent': `/${CGROUP_PARENT}` }));
     const env = { ...baseEnv, BERTH_AUTOSTART: '0' };
     const d = daemons.start('berth', process.execPath, [berthBin, 'daemon', '--host', `unix://${berthSock}`, '--data-root', join(B, 'data'), '--exec-root', join(B, 'exec'), '--config-file', join(B, 'daemon.json')], env);
     await daemons.waitReady(d, async () => (await httpStatus({ socketPath: berthSock, path: '/_ping' })) === 200);
