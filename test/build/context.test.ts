@@ -3,7 +3,7 @@
 // (every compression docker accepts; hostile entries refused), and sourcesChecksum stability.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, describe, test } from 'node:test';
@@ -134,6 +134,22 @@ describe('extractContext', () => {
     }
     assert.equal(existsSync(join(outside, 'owned')), false);
     assert.equal(readFileSync(join(outside, 'victim'), 'utf8'), 'v');
+  });
+
+  test('the context cache: an identical file sent again is a link to the same inode; any change is a new one', async () => {
+    const cache = tmp();
+    const tarOf = (content: string, mtime: number) => rawTar([{ name: 'f.txt', data: content, mode: 0o644, mtime }, { name: 'g.txt', data: 'same', mode: 0o600, mtime }]);
+    const [a, b, c] = [tmp(), tmp(), tmp()];
+    await extractContext(Readable.from([tarOf('one', 1000)]), a, { cacheDir: cache });
+    await extractContext(Readable.from([tarOf('one', 1000)]), b, { cacheDir: cache });
+    await extractContext(Readable.from([tarOf('two', 1000)]), c, { cacheDir: cache });
+    assert.equal(statSync(join(a, 'f.txt')).ino, statSync(join(b, 'f.txt')).ino);
+    assert.notEqual(statSync(join(a, 'f.txt')).ino, statSync(join(c, 'f.txt')).ino);
+    assert.equal(readFileSync(join(c, 'f.txt'), 'utf8'), 'two');
+    // Same content under another path never shares an inode.
+    assert.notEqual(statSync(join(a, 'f.txt')).ino, statSync(join(a, 'g.txt')).ino);
+    assert.equal(statSync(join(b, 'g.txt')).mode & 0o777, 0o600);
+    assert.equal(statSync(join(b, 'g.txt')).mtimeMs, 1_000_000);
   });
 
   test('a hardlink inside the context is kept', async () => {
