@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
   chmodSync, closeSync, createReadStream, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync,
-  readSync, renameSync, rmSync, symlinkSync, utimesSync, writeSync, type Stats,
+  readSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync, writeSync, type Stats,
 } from 'node:fs';
 import { join, posix } from 'node:path';
 import { Readable } from 'node:stream';
@@ -126,6 +126,7 @@ function cleanName(name: string): string | undefined {
 }
 
 const CACHED_FILE_MAX = 4 << 20;
+const MAX_BARE_DOCKERFILE = 1 << 20;
 
 /**
  * Writes a context file through the context cache: a file with the same path, mode, mtime and
@@ -174,7 +175,7 @@ export async function extractContext(body: NodeJS.ReadableStream | AsyncIterable
   const first: Buffer[] = [];
   let firstLen = 0;
   const iterator = source[Symbol.asyncIterator]();
-  while (firstLen < 6) {
+  while (firstLen < 512) {
     const r = await iterator.next();
     if (r.done) break;
     first.push(Buffer.from(r.value as Uint8Array));
@@ -193,6 +194,23 @@ export async function extractContext(body: NodeJS.ReadableStream | AsyncIterable
     }
   };
   const kind = compressionOf(head);
+  if (kind === 'none' && !(head.length >= 262 && head.subarray(257, 262).toString('latin1') === 'ustar')) {
+    // Not an archive: the body is the Dockerfile itself (dockerd accepts that too).
+    const parts = [head];
+    let size = head.length;
+    if (size > MAX_BARE_DOCKERFILE) throw new BuildError('invalid', 'the build context is neither a tar archive nor a Dockerfile');
+    for (;;) {
+      const r = await iterator.next();
+      if (r.done) break;
+      const b = Buffer.from(r.value as Uint8Array);
+      size += b.length;
+      bytes += b.length;
+      if (size > MAX_BARE_DOCKERFILE) throw new BuildError('invalid', 'the build context is neither a tar archive nor a Dockerfile');
+      parts.push(b);
+    }
+    writeFileSync(join(dir, 'Dockerfile'), Buffer.concat(parts), { mode: 0o644 });
+    return { bytes };
+  }
   let tarStream: Readable;
   if (kind === 'gzip') tarStream = Readable.from(rest()).pipe(createGunzip());
   else if (kind === 'none') tarStream = Readable.from(rest());

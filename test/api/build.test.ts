@@ -267,6 +267,13 @@ test('docker build: -f inside and outside the context, from stdin, and .dockerig
   assert.doesNotMatch(listed, /^(Dockerfile|\.dockerignore)$/m);
 });
 
+test('POST /build with a bare Dockerfile as the body (no tar), as dockerd accepts', { skip }, async () => {
+  const r = await d.request('POST', '/build?t=bare:1', { body: 'FROM busybox\nRUN echo bare-body\n', headers: { 'Content-Type': 'application/x-tar' }, timeoutMs: 120_000 });
+  assert.equal(r.status, 200);
+  assert.match(r.text, /bare-body/);
+  assert.match(r.text, /Successfully tagged bare:1/);
+});
+
 test('docker build: --label, --iidfile, -q', { skip }, async () => {
   const dir = context({ Dockerfile: 'FROM busybox\nLABEL a=1\n' });
   const iid = join(work, 'iid');

@@ -158,6 +158,13 @@ describe('extractContext', () => {
     assert.equal(readFileSync(join(dst, 'b'), 'utf8'), 'same');
   });
 
+  test('a body that is not an archive is the Dockerfile itself, as dockerd takes it', async () => {
+    const dir = tmp();
+    await extractContext(Readable.from([Buffer.from('FROM busybox\nRUN true\n')]), dir);
+    assert.equal(readFileSync(join(dir, 'Dockerfile'), 'utf8'), 'FROM busybox\nRUN true\n');
+    await assert.rejects(extractContext(Readable.from([Buffer.alloc(2 << 20, 0x41)]), tmp()), /neither a tar archive nor a Dockerfile/);
+  });
+
   test('an aborted upload stops', async () => {
     const ac = new AbortController();
     ac.abort();
