@@ -13,7 +13,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
-  chmodSync, closeSync, copyFileSync, createReadStream, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, mkdtempSync, openSync, readdirSync,
+  chmodSync, closeSync, copyFileSync, createReadStream, lchownSync, lstatSync, lutimesSync, mkdirSync, mkdtempSync, openSync, readdirSync,
   readlinkSync, readSync, rmSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync, type Stats,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -257,14 +257,9 @@ function copyEntry(srcHost: string, dstHost: string, owner: Owner, follow: boole
     clearForFile(dstHost);
     if (owner.link && st.uid === owner.uid && st.gid === owner.gid && owner.mode === undefined) {
       // The build's own copy of the context already has the owner, mode and mtime the copy needs:
-      // a hard link shares it (snapshots are never written in place; containers copy up).
+      // a hard link shares it (snapshots are never written in place; containers copy up). The
+      // caller makes it: a link cannot cross the mount the target is reached through.
       if (owner.deferLink?.(srcHost, dstHost)) return;
-      try {
-        linkSync(srcHost, dstHost);
-        return;
-      } catch {
-        // another filesystem: copy
-      }
     }
     copyFileSync(srcHost, dstHost);
     applyMeta(dstHost, st, owner, false);
