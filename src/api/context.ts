@@ -48,6 +48,11 @@ export interface DaemonContext {
   readonly diskUsageContributors: DiskUsageContributor[];
   /** Run at shutdown, in reverse order of registration, before the DB closes. */
   onShutdown(fn: () => void | Promise<void>): void;
+  /**
+   * Serves the Engine API on a connection the daemon did not accept itself (the web UI's
+   * private socket), exactly as on the API socket.
+   */
+  serveApiConnection(socket: import('node:net').Socket): void;
 }
 
 export interface ApiModule {

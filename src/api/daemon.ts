@@ -16,7 +16,7 @@ import { randomUUID } from 'node:crypto';
 import {
   chmodSync, chownSync, closeSync, lstatSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync,
 } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { ApiServer } from './server.ts';
 import type { ApiModule, DaemonContext, DiskUsageContributor, InfoContributor, Services } from './context.ts';
@@ -46,7 +46,15 @@ class Daemon implements DaemonContext {
   storageDriverStatus: Array<[string, string]> = [];
   readonly shutdownHooks: Array<() => void | Promise<void>> = [];
 
+  /** Set once the API server exists (before any module's init). */
+  apiServer?: ApiServer;
+
   constructor(public config: DaemonConfig, readonly db: MetadataDb, readonly log: Logger, readonly id: string) {}
+
+  serveApiConnection(socket: Socket): void {
+    if (!this.apiServer) { socket.destroy(); return; }
+    this.apiServer.http.emit('connection', socket);
+  }
 
   onShutdown(fn: () => void | Promise<void>): void {
     this.shutdownHooks.push(fn);
@@ -213,6 +221,7 @@ export async function startDaemon(flags: DaemonFlags, opts: StartOptions = {}): 
 
     const daemon = new Daemon(config, db, log, id);
     const server = new ApiServer(daemon);
+    daemon.apiServer = server;
     const modules = opts.modules ?? API_MODULES;
     for (const m of modules) {
       try {

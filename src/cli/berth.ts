@@ -57,7 +57,8 @@ export function buildProgram(): Command {
     .option('--insecure-registry <host>', 'registry reachable over plain HTTP or untrusted TLS (host[:port] or CIDR); repeatable', collect)
     .option('--registry-mirror <url>', 'preferred Docker Hub mirror; repeatable', collect)
     .option('--default-runtime <name>', 'default OCI runtime for containers (default berth)')
-    .action(async (opts: { group?: string; logLevel?: string; insecureRegistry?: string[]; registryMirror?: string[]; defaultRuntime?: string }) => {
+    .option('--ui <address>', 'serve the web UI on HOST:PORT (e.g. 127.0.0.1:7780; off by default; loopback unless you name another address)')
+    .action(async (opts: { group?: string; logLevel?: string; insecureRegistry?: string[]; registryMirror?: string[]; defaultRuntime?: string; ui?: string }) => {
       const g = program.opts<RawGlobals>();
       // Lazy: the daemon's modules (SQLite, image store) are not loaded for client commands.
       const { runDaemon } = await import('../api/daemon.ts');
@@ -72,8 +73,18 @@ export function buildProgram(): Command {
         insecureRegistries: opts.insecureRegistry,
         registryMirrors: opts.registryMirror,
         defaultRuntime: opts.defaultRuntime,
+        ui: opts.ui,
       });
       if (code !== 0) throw new ExitError(code);
+    });
+
+  program.command('ui')
+    .description('serve the web UI (starting the daemon if needed) and print its address and sign-in token')
+    .option('--listen <address>', 'where to serve it when it is not running yet (default 127.0.0.1:7780)')
+    .option('-f, --format <format>', '"json" for machine-readable output')
+    .action(async (opts: { listen?: string; format?: string }) => {
+      const { uiCommand } = await import('./commands/ui.ts');
+      await uiCommand(opts, connect);
     });
 
   program.command('version')

@@ -59,6 +59,47 @@ export interface DaemonConfig {
   bridgeSuffix: string;
   /** daemon.json "cgroup-parent" (docker's key): containers' cgroups go to <parent>/<id>. Default "/berth". */
   cgroupParent: string;
+  /** `--ui` / daemon.json "ui": where the web UI listens (host and port); undefined = no UI. */
+  ui?: UiListen;
+}
+
+/** A TCP address for the web UI. */
+export interface UiListen {
+  host: string;
+  port: number;
+}
+
+/** The UI's port when `berth ui` starts it without one. */
+export const DEFAULT_UI_PORT = 7780;
+
+/**
+ * Parses the UI's listen address: `HOST:PORT`, `[V6]:PORT`, `:PORT` or `PORT` (loopback), or a
+ * bare host (default port). Loopback is the default because the UI is root-equivalent.
+ */
+export function parseUiListen(text: string): UiListen {
+  const t = text.trim().replace(/^https?:\/\//, '').replace(/\/$/, '');
+  let host: string;
+  let portText: string | undefined;
+  const v6 = /^\[([0-9A-Fa-f:.]+)\](?::(\d+))?$/.exec(t);
+  if (v6) {
+    host = v6[1];
+    portText = v6[2];
+  } else if (/^\d+$/.test(t)) {
+    host = '127.0.0.1';
+    portText = t;
+  } else {
+    const i = t.lastIndexOf(':');
+    if (i >= 0 && t.indexOf(':') !== i) throw new DaemonConfigError(`invalid UI address "${text}": write an IPv6 address as [ADDR]:PORT`);
+    host = i >= 0 ? t.slice(0, i) : t;
+    portText = i >= 0 ? t.slice(i + 1) : undefined;
+    if (host === '') host = '127.0.0.1';
+  }
+  if (!/^[A-Za-z0-9.:-]+$/.test(host)) throw new DaemonConfigError(`invalid UI address "${text}": expected HOST:PORT, e.g. 127.0.0.1:${DEFAULT_UI_PORT}`);
+  const port = portText === undefined ? DEFAULT_UI_PORT : Number(portText);
+  if (!Number.isInteger(port) || port < 0 || port > 65535 || (portText !== undefined && !/^\d+$/.test(portText))) {
+    throw new DaemonConfigError(`invalid UI address "${text}": the port must be a number from 0 to 65535`);
+  }
+  return { host, port };
 }
 
 /** What came from the command line; undefined = not given. */
@@ -73,6 +114,7 @@ export interface DaemonFlags {
   insecureRegistries?: string[];
   registryMirrors?: string[];
   defaultRuntime?: string;
+  ui?: string;
 }
 
 // daemon.json directive → the DaemonFlags key it conflicts with (undefined: file only).
@@ -89,11 +131,12 @@ const DIRECTIVES: Record<string, keyof DaemonFlags | undefined> = {
   'runtimes': undefined,
   'bridge-suffix': undefined,
   'cgroup-parent': undefined,
+  'ui': 'ui',
 };
 const FLAG_NAMES: Record<keyof DaemonFlags, string> = {
   hosts: 'host', dataRoot: 'data-root', execRoot: 'exec-root', configFile: 'config-file', debug: 'debug',
   logLevel: 'log-level', group: 'group', insecureRegistries: 'insecure-registry',
-  registryMirrors: 'registry-mirror', defaultRuntime: 'default-runtime',
+  registryMirrors: 'registry-mirror', defaultRuntime: 'default-runtime', ui: 'ui',
 };
 
 type FileConfig = Record<string, unknown>;
@@ -362,6 +405,8 @@ export function loadDaemonConfig(flags: DaemonFlags, warn: (msg: string) => void
   if (!/^\/?[A-Za-z0-9_.@:-]+(\/[A-Za-z0-9_.@:-]+)*$/.test(cgroupParent) || cgroupParent.split('/').includes('..')) {
     throw new DaemonConfigError(`${f}: "cgroup-parent" must be a cgroup path such as "/berth", got "${cgroupParent}"`);
   }
+  const uiText = pick(flags.ui, 'ui', (v) => expectString(f, 'ui', v), undefined as string | undefined);
+  const ui = uiText ? parseUiListen(uiText) : undefined;
 
   return {
     hosts,
@@ -378,6 +423,7 @@ export function loadDaemonConfig(flags: DaemonFlags, warn: (msg: string) => void
     pidFile: `${execRoot}/berth.pid`,
     bridgeSuffix,
     cgroupParent: cgroupParent.startsWith('/') ? cgroupParent : `/${cgroupParent}`,
+    ui,
   };
 }
 

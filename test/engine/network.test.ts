@@ -47,6 +47,7 @@ function context(): DaemonContext {
     config, db, events: new EventBus(), log: new Logger('error'), id: 'test', startedAt: new Date(), storageDriver: 'vfs',
     storageDriverStatus: [], services: {}, infoContributors: [], diskUsageContributors: [],
     onShutdown: (fn) => { shutdownHooks.push(fn); },
+    serveApiConnection: (socket) => socket.destroy(),
   };
 }
 

@@ -8,6 +8,7 @@ import { imageArchiveModule } from './image-archive.ts';
 import { imagesModule } from './images.ts';
 import { networksModule } from './networks.ts';
 import { systemModule } from './system.ts';
+import { uiModule } from './ui.ts';
 import { volumesModule } from './volumes.ts';
 
 export const API_MODULES: ApiModule[] = [
@@ -21,4 +22,6 @@ export const API_MODULES: ApiModule[] = [
   containersModule,
   // After containers: RUN steps are containers.
   buildModule,
+  // Last: the web UI serves the API the modules above make.
+  uiModule,
 ];
