@@ -99,38 +99,7 @@ for (const [name, entry] of Object.entries(entries)) {
   chmodSync(outfile, 0o755);
 }
 
-// The web UI (src/webui/, served by `berth daemon --ui`): browser bundles with content-hashed
-// names, so the daemon can let browsers cache them for good. The terminal (xterm.js) is a lazily
-// loaded chunk, kept out of the first load. dist/ui/manifest.json names each page's files.
-{
-  const { rmSync, writeFileSync } = await import('node:fs');
-  const { basename } = await import('node:path');
-  const uiDir = join(dist, 'ui');
-  rmSync(uiDir, { recursive: true, force: true });
-  const result = await esbuild.build({
-    entryPoints: { app: join(root, 'src/webui/main.tsx'), login: join(root, 'src/webui/login.ts') },
-    outdir: join(uiDir, 'assets'),
-    entryNames: '[name]-[hash]',
-    chunkNames: 'chunk-[hash]',
-    assetNames: '[name]-[hash]',
-    bundle: true,
-    splitting: true,
-    format: 'esm',
-    platform: 'browser',
-    target: ['chrome111', 'firefox113', 'safari16.4'],
-    jsx: 'automatic',
-    jsxImportSource: 'preact',
-    minify: true,
-    sourcemap: 'linked',
-    metafile: true,
-    legalComments: 'linked',
-    logLevel: 'warning',
-  });
-  const manifest = {};
-  for (const [file, out] of Object.entries(result.metafile.outputs)) {
-    if (!out.entryPoint || !file.endsWith('.js')) continue;
-    const page = out.entryPoint.endsWith('main.tsx') ? 'app' : 'login';
-    manifest[page] = { js: basename(file), css: out.cssBundle ? [basename(out.cssBundle)] : [] };
-  }
-  writeFileSync(join(uiDir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
-}
+
+// The web UI's browser bundles (scripts/build-ui.mjs).
+const { buildUi } = await import('./build-ui.mjs');
+await buildUi(join(dist, 'ui'));
