@@ -225,10 +225,11 @@ function writeOctal(b: Uint8Array, off: number, len: number, v: number): void {
 }
 
 function paxRecord(key: string, value: string): string {
+  // The record's length counts its own digits: grow until it is a fixed point.
   const body = ` ${key}=${value}\n`;
-  let len = new TextEncoder().encode(body).length;
-  len += String(len).length;
-  if (String(len).length !== String(len - String(len).length).length) len++;
+  const bodyLen = new TextEncoder().encode(body).length;
+  let len = bodyLen + 1;
+  while (String(len).length + bodyLen !== len) len = String(len).length + bodyLen;
   return `${len}${body}`;
 }
 
