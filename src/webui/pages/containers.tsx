@@ -122,8 +122,8 @@ export function ContainersPage(): JSX.Element {
                     <td><a href={href('containers', c.Id)}>{containerName(c)}</a><div class="muted mono">{shortId(c.Id)}</div></td>
                     <td class="mono ellipsis" title={c.Image}>{c.Image.startsWith('sha256:') ? shortId(c.Image) : c.Image}</td>
                     <td><StateBadge state={c.State} /></td>
-                    <td>{c.Status}</td>
-                    <td class="mono">{formatPorts(c.Ports)}</td>
+                    <td class="nowrap">{c.Status}</td>
+                    <td class="mono nowrap">{formatPorts(c.Ports)}</td>
                     <td title={new Date(c.Created * 1000).toLocaleString()}>{ago(c.Created, now)}</td>
                     <td class="num">{c.State === 'running' && u ? percent(u.cpu) : ''}</td>
                     <td class="num">{c.State === 'running' && u ? binarySize(u.mem) : ''}</td>

@@ -1,0 +1,214 @@
+// The web UI end to end: Debian's Chromium (headless, driven by playwright-core) against a real
+// `berth daemon --ui` and a real registry. Every page is photographed into
+// test-artifacts/webui/ (light and dark), kept as the run's artefacts.
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import type { Browser, Page } from 'playwright-core';
+import { CHROMIUM, launchBrowser, signedInPage } from '../helpers/browser.ts';
+import { importBusybox } from '../helpers/containers.ts';
+import { DOCKER_BIN, REPO_ROOT, TestDaemon } from '../helpers/daemon.ts';
+import { freePort, startRegistry, type TestRegistry } from '../helpers/registry.ts';
+
+const skip = !existsSync(DOCKER_BIN) ? `the docker CLI is not installed at ${DOCKER_BIN}`
+  : !existsSync(CHROMIUM) ? `Chromium is not installed at ${CHROMIUM} (apt-get install chromium)` : false;
+export const SHOTS = join(REPO_ROOT, 'test-artifacts', 'webui');
+
+let d: TestDaemon;
+let reg: TestRegistry;
+let browser: Browser;
+let work: string;
+let base: string;
+let token: string;
+let webImage: string;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function shot(page: Page, name: string): Promise<void> {
+  mkdirSync(SHOTS, { recursive: true });
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+/** Console errors and CSP violations: a page that logs any fails its test. */
+function watchConsole(page: Page): string[] {
+  const problems: string[] = [];
+  // Failed requests are logged by Chromium too; those a flow expects (a 404 before a pull) are
+  // not page errors. Script errors and CSP refusals ("Refused to …") are.
+  page.on('console', (m) => { if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) problems.push(m.text()); });
+  page.on('pageerror', (e) => problems.push(String(e)));
+  return problems;
+}
+
+async function ok(args: string[], timeoutMs = 120_000): Promise<string> {
+  const r = await d.docker(args, { timeoutMs });
+  assert.equal(r.code, 0, `docker ${args.join(' ')}: ${r.stderr}\n${d.log().slice(-2000)}`);
+  return r.stdout;
+}
+
+before(async () => {
+  if (skip) return;
+  work = mkdtempSync(join(tmpdir(), 'berth-webui-e2e-'));
+  reg = await startRegistry();
+  d = await TestDaemon.start({ args: ['--ui', '127.0.0.1:0'] });
+  await importBusybox(d, work);
+  // A small web server image, pushed to the registry and removed here, so the UI must pull it.
+  const ctx = join(work, 'web');
+  mkdirSync(ctx);
+  writeFileSync(join(ctx, 'Dockerfile'), 'FROM busybox\nRUN mkdir -p /www && echo hello-from-berth-ui > /www/index.html\nRUN echo tmp > /tmp/x && rm /tmp/x\nCMD ["httpd", "-f", "-p", "80", "-h", "/www"]\n');
+  webImage = `${reg.host}/ui/web:1`;
+  await ok(['build', '-q', '-t', webImage, ctx]);
+  await ok(['push', webImage]);
+  await ok(['rmi', webImage]);
+  const status = (await d.request('GET', '/berth/ui')).json<{ URL: string; Token: string }>();
+  base = status.URL;
+  token = status.Token;
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+  await d?.cleanup();
+  await reg?.stop();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+test('without the token: only the sign-in page; the API and pages refuse', { skip, timeout: 60_000 }, async () => {
+  const context = await browser.newContext({ baseURL: base });
+  const page = await context.newPage();
+  const problems = watchConsole(page);
+  await page.goto('/');
+  assert.equal(new URL(page.url()).pathname, '/login');
+  await shot(page, 'login');
+  const api = await page.evaluate(async () => (await fetch('/api/containers/json')).status);
+  assert.equal(api, 401);
+  const write = await page.evaluate(async () => (await fetch('/api/containers/prune', { method: 'POST' })).status);
+  assert.equal(write, 401);
+  await page.fill('#token', 'not-the-token');
+  await page.click('button[type=submit]');
+  await page.waitForSelector('.login-error');
+  assert.match(await page.textContent('.login-error') ?? '', /Wrong token/);
+  assert.equal(new URL(page.url()).pathname, '/login');
+  await page.goto('/#/containers');
+  assert.equal(new URL(page.url()).pathname, '/login');
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test('sign in with the link `berth ui` prints (token in the fragment, then removed from the address bar)', { skip, timeout: 60_000 }, async () => {
+  const context = await browser.newContext({ baseURL: base });
+  const page = await context.newPage();
+  const problems = watchConsole(page);
+  await page.goto(`/login#token=${token}`);
+  await page.waitForURL(base);
+  await page.waitForSelector('text=Daemon');
+  assert.equal(new URL(page.url()).hash, '');
+  const cookies = await context.cookies();
+  const session = cookies.find((c) => c.name === 'berth_session');
+  assert.ok(session?.httpOnly && session.sameSite === 'Strict');
+  assert.equal(await page.evaluate(() => document.cookie), '', 'page scripts cannot read the session');
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test('first load stays under 200 KB of compressed JS and CSS', { skip, timeout: 60_000 }, async () => {
+  const { context, page } = await signedInPage(browser, base, token);
+  await page.goto('/#/dashboard');
+  // Not 'networkidle': the event feed keeps a request open for as long as the page lives.
+  await page.waitForSelector('text=Storage driver');
+  await sleep(500);
+  const sizes = await page.evaluate(() => performance.getEntriesByType('resource')
+    .filter((e) => /\/assets\/.*\.(js|css)$/.test(e.name))
+    .map((e) => ({ name: e.name, bytes: (e as PerformanceResourceTiming).encodedBodySize, decoded: (e as PerformanceResourceTiming).decodedBodySize })));
+  const total = sizes.reduce((n, s) => n + s.bytes, 0);
+  const decoded = sizes.reduce((n, s) => n + s.decoded, 0);
+  console.log(`# first load: ${sizes.length} files, ${(total / 1024).toFixed(1)} KiB compressed (${(decoded / 1024).toFixed(1)} KiB decoded)`);
+  assert.ok(sizes.some((s) => s.name.endsWith('.js')) && sizes.some((s) => s.name.endsWith('.css')));
+  assert.ok(total > 0 && total < decoded, 'assets come compressed');
+  assert.ok(total < 200 * 1024, `first load is ${total} bytes`);
+  assert.ok(!sizes.some((s) => /xterm/i.test(s.name)), 'the terminal is not part of the first load');
+  await context.close();
+});
+
+test('dashboard: daemon facts, counts, disk usage and live events', { skip, timeout: 60_000 }, async () => {
+  const { context, page } = await signedInPage(browser, base, token);
+  const problems = watchConsole(page);
+  await page.goto('/#/dashboard');
+  await page.waitForSelector('text=Storage driver');
+  await page.waitForSelector('table[aria-label="Disk usage"]');
+  await ok(['run', '--rm', '--name', 'ui-event-probe', 'busybox', 'true']);
+  await page.waitForSelector('.events >> text=ui-event-probe', { timeout: 15_000 });
+  await shot(page, 'dashboard');
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await shot(page, 'dashboard-dark');
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+/** Polls `fn` until it returns a truthy value. */
+async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 20_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(150);
+  }
+}
+
+async function containerId(name: string): Promise<string | undefined> {
+  const r = await d.request('GET', `/containers/${name}/json`);
+  return r.status === 200 ? r.json<{ Id: string }>().Id : undefined;
+}
+
+test('run form: an image that is not here is pulled (with progress), started with a published port, and answers', { skip, timeout: 120_000 }, async () => {
+  const { context, page } = await signedInPage(browser, base, token);
+  const problems = watchConsole(page);
+  const hostPort = await freePort();
+  await page.goto('/#/containers');
+  await page.click('text=Run a container');
+  await page.fill('input[name=image]', webImage);
+  await page.fill('input[name=name]', 'ui-web');
+  await page.fill('textarea[name=ports]', `127.0.0.1:${hostPort}:80`);
+  await page.fill('input[name=memory]', '64m');
+  await page.click('dialog button[type=submit]');
+  // The form pulls first: per-layer progress shows up in the dialog.
+  await page.waitForSelector('[data-testid=pull-progress] .layer-row', { timeout: 30_000 });
+  await shot(page, 'run-form-pulling');
+  const id = await until('the container to exist', () => containerId('ui-web'), 60_000);
+  await page.waitForURL((u) => u.hash.startsWith(`#/containers/${id}`), { timeout: 30_000 });
+  const body = await until('the published port to answer', async () => {
+    const r = await fetch(`http://127.0.0.1:${hostPort}/`);
+    return r.ok ? r.text() : undefined;
+  });
+  assert.equal(body, 'hello-from-berth-ui\n');
+  const inspect = (await d.request('GET', `/containers/${id}/json`)).json<{ HostConfig: { Memory: number } }>();
+  assert.equal(inspect.HostConfig.Memory, 64 * 1024 * 1024);
+  // The list: state, ports and, for a running container, CPU and memory.
+  await page.goto('/#/containers');
+  const row = page.locator('[data-testid=containers-table] tr', { hasText: 'ui-web' });
+  await row.waitFor();
+  assert.match(await row.textContent() ?? '', new RegExp(`127\\.0\\.0\\.1:${hostPort}->80/tcp`));
+  await until('CPU and memory in the row', async () => /\d+\.\d\d%/.test(await row.textContent() ?? '') && /iB/.test(await row.textContent() ?? ''), 20_000);
+  await shot(page, 'containers');
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await shot(page, 'containers-dark');
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test('the run form shows the daemon\'s error as it is', { skip, timeout: 60_000 }, async () => {
+  const { context, page } = await signedInPage(browser, base, token);
+  await page.goto('/#/containers');
+  await page.click('text=Run a container');
+  await page.fill('input[name=image]', 'busybox');
+  await page.fill('input[name=name]', 'ui-web');
+  await page.click('dialog button[type=submit]');
+  const err = page.locator('dialog .form-error');
+  await err.waitFor();
+  assert.match(await err.textContent() ?? '', /Conflict\. The container name "\/ui-web" is already in use/);
+  await page.fill('textarea[name=ports]', '80:http');
+  await page.click('dialog button[type=submit]');
+  await until('the form error', async () => /invalid port mapping "80:http"/.test(await err.textContent() ?? ''));
+  await context.close();
+});
