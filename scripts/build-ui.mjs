@@ -36,7 +36,9 @@ export async function buildUi(uiDir) {
   const manifest = {};
   for (const [file, out] of Object.entries(result.metafile.outputs)) {
     if (!out.entryPoint || !file.endsWith('.js')) continue;
-    const page = out.entryPoint.endsWith('main.tsx') ? 'app' : 'login';
+    // Chunks of dynamic import()s (the terminal) carry an entryPoint too: only the two pages count.
+    const page = out.entryPoint.endsWith('src/webui/main.tsx') ? 'app' : out.entryPoint.endsWith('src/webui/login.ts') ? 'login' : undefined;
+    if (!page) continue;
     manifest[page] = { js: basename(file), css: out.cssBundle ? [basename(out.cssBundle)] : [] };
   }
   writeFileSync(join(uiDir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
