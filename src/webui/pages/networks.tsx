@@ -62,16 +62,18 @@ function Inspect({ id }: { id: string }): JSX.Element {
   return (
     <Async state={n}>{(net) => {
       const eps = Object.entries(net.Containers ?? {});
+      const bridgeName = net.Options?.['com.docker.network.bridge.name'];
       return (
         <div class="network-detail" data-testid="network-detail">
           <Facts rows={[
             ['ID', <span class="mono">{net.Id}</span>],
-            ['Bridge', <span class="mono">{net.Options?.['com.docker.network.bridge.name'] ?? ''}</span>],
+            ...(bridgeName ? [['Bridge', <span class="mono">{bridgeName}</span>] as [string, JSX.Element]] : []),
             ['Created', net.Created ? new Date(net.Created).toLocaleString() : ''],
+            ['Labels', Object.entries(net.Labels ?? {}).map(([k, v]) => `${k}=${v}`).join(', ')],
           ]} />
           <h3 class="detail-title">Connected containers</h3>
           {eps.length === 0 ? <p class="muted">No running container is connected.</p> : (
-            <table class="table" aria-label={`Containers on ${net.Name}`} data-testid="network-containers">
+            <div class="table-wrap"><table class="table" aria-label={`Containers on ${net.Name}`} data-testid="network-containers">
               <thead><tr><th>Container</th><th>IPv4</th><th>IPv6</th><th>MAC</th></tr></thead>
               <tbody>
                 {eps.map(([cid, ep]) => (
@@ -83,7 +85,7 @@ function Inspect({ id }: { id: string }): JSX.Element {
                   </tr>
                 ))}
               </tbody>
-            </table>
+            </table></div>
           )}
           <button type="button" class="btn btn-small" aria-expanded={raw} onClick={() => setRaw(!raw)}>{raw ? 'Hide JSON' : 'Show JSON'}</button>
           {raw && <JsonView value={net} />}
@@ -153,7 +155,7 @@ export function NetworksPage(): JSX.Element {
                   </tr>,
                   isOpen && (
                     <tr key={`${n.Id}-detail`} class="detail-row" id={`net-${n.Id}`}>
-                      <td colSpan={8}><Inspect id={n.Id} /></td>
+                      <td colSpan={8}><div class="detail-cell"><Inspect id={n.Id} /></div></td>
                     </tr>
                   ),
                 ];

@@ -3,7 +3,7 @@ import type { JSX } from 'preact';
 import { useMemo, useState } from 'preact/hooks';
 import { Async, ConfirmButton, Empty, JsonView, Modal, notify, PageHeader } from '../components/ui.tsx';
 import { api, handleSignedOut, useApi } from '../lib/client.ts';
-import { humanSize, shortId } from '../lib/format.ts';
+import { ago, humanSize, shortId } from '../lib/format.ts';
 import { inUseBy, matches, volumeCreateBody, type VolumeFields } from '../lib/resources.ts';
 import { href } from '../lib/router.ts';
 import '../styles/build.css';
@@ -120,6 +120,7 @@ export function VolumesPage(): JSX.Element {
   const all = list.data?.Volumes ?? [];
   const shown = useMemo(() => all.filter((v) => matches(search, v.Name, v.Driver, v.Mountpoint, v.Labels)).sort((a, b) => a.Name.localeCompare(b.Name)), [list.data, search]);
   const reload = (): void => { list.reload(); df.reload(); };
+  const now = Date.now();
 
   const remove = async (name: string): Promise<void> => {
     setConflict(undefined);
@@ -167,8 +168,8 @@ export function VolumesPage(): JSX.Element {
                   <tr key={v.Name} data-volume={v.Name}>
                     <td class="mono ellipsis" title={v.Name}>{v.Name}</td>
                     <td>{v.Driver}</td>
-                    <td class="mono ellipsis hide-sm" title={v.Mountpoint}>{v.Mountpoint}</td>
-                    <td class="hide-sm" title={v.CreatedAt}>{v.CreatedAt ? new Date(v.CreatedAt).toLocaleString() : ''}</td>
+                    <td class="mono ellipsis hide-sm mountpoint" title={v.Mountpoint}>{v.Mountpoint}</td>
+                    <td class="hide-sm nowrap" title={v.CreatedAt ? new Date(v.CreatedAt).toLocaleString() : undefined}>{v.CreatedAt ? ago(Date.parse(v.CreatedAt) / 1000, now) : ''}</td>
                     <td><Labels labels={v.Labels} /></td>
                     <td class="num">{u && u.Size >= 0 ? humanSize(u.Size) : df.loading && !df.data ? '…' : '—'}</td>
                     <td class="num">{u && u.RefCount >= 0 ? u.RefCount : '—'}</td>
@@ -181,7 +182,7 @@ export function VolumesPage(): JSX.Element {
                   </tr>,
                   isOpen && (
                     <tr key={`${v.Name}-detail`} class="detail-row" id={`vol-${v.Name}`}>
-                      <td colSpan={8}><Inspect name={v.Name} /></td>
+                      <td colSpan={8}><div class="detail-cell"><Inspect name={v.Name} /></div></td>
                     </tr>
                   ),
                 ];
