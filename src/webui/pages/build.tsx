@@ -38,13 +38,14 @@ async function readFile(f: File): Promise<Uint8Array> {
   return new Uint8Array(await f.arrayBuffer());
 }
 
-function StepView({ step }: { step: BuildStep }): JSX.Element {
+function StepView({ step, failed }: { step: BuildStep; failed: boolean }): JSX.Element {
   return (
-    <div class={`build-step${step.cached ? ' build-step-cached' : ''}`} data-step={step.index}>
+    <div class={`build-step${step.cached ? ' build-step-cached' : ''}${failed ? ' build-step-failed' : ''}`} data-step={step.index} data-cached={step.cached ? '' : undefined}>
       <div class="build-step-head">
         <span class="build-step-no">Step {step.index}/{step.total}</span>
         <span class="build-step-instr">{step.instruction}</span>
         {step.cached && <span class="badge badge-cached" title="This step's result came from the build cache">CACHED</span>}
+        {failed && <span class="badge badge-exited">FAILED</span>}
       </div>
       {step.lines.length > 0 && <div class="build-step-lines">{step.lines.join('\n')}</div>}
     </div>
@@ -231,7 +232,7 @@ export function BuildPage(): JSX.Element {
           <div class="build-log" data-testid="build-log" ref={logBox} tabIndex={0} aria-label="Build log"
             onScroll={(e) => { const b = e.target as HTMLDivElement; stick.current = b.scrollHeight - b.scrollTop - b.clientHeight < 30; }}>
             {log.preamble.length > 0 && <div class="build-step-lines">{log.preamble.join('\n')}</div>}
-            {log.steps.map((s, i) => <StepView key={i} step={s} />)}
+            {log.steps.map((s, i) => <StepView key={i} step={s} failed={run.phase === 'failed' && !!log.error && i === log.steps.length - 1 && !s.imageId} />)}
             {log.trailer.length > 0 && <div class="build-trailer">{log.trailer.join('\n')}</div>}
             {log.pending && <div class="build-step-lines">{log.pending}</div>}
             {!log.steps.length && !log.preamble.length && running && <span class="muted">Waiting for the daemon…</span>}
