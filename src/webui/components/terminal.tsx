@@ -1,0 +1,118 @@
+// A terminal into a running container: an exec with a TTY, joined to xterm.js through the UI
+// server's websocket (/ui/ws/exec/<id>, raw bytes both ways). Loaded on demand with import():
+// xterm.js is most of the UI's weight and only this tab needs it.
+import { FitAddon } from '@xterm/addon-fit';
+import { Terminal } from '@xterm/xterm';
+import type { JSX } from 'preact';
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { api, handleSignedOut } from '../lib/client.ts';
+
+const SHELLS = ['sh', 'bash', '/bin/ash'];
+
+type Status = { kind: 'connecting' } | { kind: 'open' } | { kind: 'ended'; reason: string; error: boolean };
+
+export function TerminalView({ containerId }: { containerId: string }): JSX.Element {
+  const box = useRef<HTMLDivElement>(null);
+  const [shell, setShell] = useState('sh');
+  const [session, setSession] = useState(0);
+  const [status, setStatus] = useState<Status>({ kind: 'connecting' });
+
+  useEffect(() => {
+    const el = box.current;
+    if (!el) return;
+    let disposed = false;
+    let ws: WebSocket | undefined;
+    let execId: string | undefined;
+    let started = false;
+    setStatus({ kind: 'connecting' });
+    const term = new Terminal({
+      cursorBlink: true,
+      convertEol: false,
+      fontFamily: 'ui-monospace, SFMono-Regular, Menlo, Consolas, "DejaVu Sans Mono", monospace',
+      fontSize: 13,
+      scrollback: 5000,
+      theme: { background: '#000000', foreground: '#e6e6e6' },
+    });
+    const fit = new FitAddon();
+    term.loadAddon(fit);
+    term.open(el);
+    const refit = (): void => { try { fit.fit(); } catch { /* not laid out yet */ } };
+    refit();
+
+    // The daemon resizes only a started exec; the first output says it has started.
+    const resize = (): void => {
+      if (!execId || !started || disposed) return;
+      api.post(`/exec/${execId}/resize`, undefined, { h: term.rows, w: term.cols }).catch(() => { /* exec ended meanwhile */ });
+    };
+    const onResize = term.onResize(resize);
+    const ro = new ResizeObserver(refit);
+    ro.observe(el);
+    const onData = term.onData((d) => { if (ws?.readyState === WebSocket.OPEN) ws.send(d); });
+    const onBinary = term.onBinary((d) => { if (ws?.readyState === WebSocket.OPEN) ws.send(Uint8Array.from(d, (c) => c.charCodeAt(0) & 0xff)); });
+
+    void (async () => {
+      try {
+        const exec = await api.post<{ Id: string }>(`/containers/${containerId}/exec`, {
+          AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: true, Cmd: [shell],
+          Env: ['TERM=xterm-256color', `COLUMNS=${term.cols}`, `LINES=${term.rows}`],
+        });
+        if (disposed) return;
+        execId = exec.Id;
+        const proto = location.protocol === 'https:' ? 'wss' : 'ws';
+        ws = new WebSocket(`${proto}://${location.host}/ui/ws/exec/${execId}?tty=1&csrf=${encodeURIComponent(api.csrf)}`);
+        ws.binaryType = 'arraybuffer';
+        ws.onopen = () => {
+          if (disposed) return;
+          setStatus({ kind: 'open' });
+          term.focus();
+          // A shell that prints nothing before its prompt reads its size here.
+          setTimeout(() => { started = true; resize(); }, 300);
+        };
+        ws.onmessage = (e: MessageEvent<ArrayBuffer | string>) => {
+          term.write(typeof e.data === 'string' ? e.data : new Uint8Array(e.data));
+          if (!started) { started = true; resize(); }
+        };
+        ws.onclose = (e) => {
+          if (disposed) return;
+          const error = e.code >= 4000 || e.code === 1011 || e.code === 1006;
+          const reason = e.code >= 4000 ? e.reason || `error ${e.code - 4000}` : e.code === 1006 ? 'the connection was lost' : e.reason === 'ended' || !e.reason ? 'the shell exited' : e.reason;
+          setStatus({ kind: 'ended', reason, error });
+          term.write(`\r\n\x1b[2m[session ended: ${reason}]\x1b[0m\r\n`);
+        };
+      } catch (e) {
+        if (disposed || handleSignedOut(e)) return;
+        setStatus({ kind: 'ended', reason: (e as Error).message, error: true });
+      }
+    })();
+
+    return () => {
+      disposed = true;
+      // Closing the socket closes the shell's stdin: the shell exits with it.
+      if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000, 'closed');
+      ro.disconnect();
+      onResize.dispose();
+      onData.dispose();
+      onBinary.dispose();
+      term.dispose();
+    };
+  }, [containerId, shell, session]);
+
+  return (
+    <div class="terminal-page">
+      <div class="toolbar">
+        <label>Shell{' '}
+          <select value={shell} onChange={(e) => setShell((e.target as HTMLSelectElement).value)} aria-label="Shell">
+            {SHELLS.map((s) => <option key={s} value={s}>{s}</option>)}
+          </select>
+        </label>
+        <button type="button" class="btn" onClick={() => setSession((n) => n + 1)} data-testid="terminal-reconnect">
+          {status.kind === 'ended' ? 'Reconnect' : 'New session'}
+        </button>
+        <span class={`terminal-status ${status.kind === 'ended' && status.error ? 'terminal-status-error' : ''}`} role="status" data-testid="terminal-status">
+          {status.kind === 'connecting' ? 'Connecting…' : status.kind === 'open' ? 'Connected' : `Session ended: ${status.reason}`}
+        </span>
+      </div>
+      <div class="terminal-box" ref={box} data-testid="terminal" />
+    </div>
+  );
+}
