@@ -284,8 +284,9 @@ function LayersTab({ id, size }: { id: string; size?: number }): JSX.Element {
   if (!result) {
     return (
       <div class="panel save-progress" data-testid="layers-loading">
-        <Loading label={`Reading the image's layers (docker save)… ${humanSize(bytes)}${size ? ` of about ${humanSize(size)}` : ''}`} />
-        {size ? <progress max={size} value={Math.min(bytes, size)} aria-label="bytes read" /> : null}
+        <Loading label={`Reading the image's layers (docker save)… ${humanSize(bytes)} read${size ? ` · the image is ${humanSize(size)} unpacked` : ''}`} />
+        {/* The archive is larger than the unpacked size (a header per file), so the bar is an estimate. */}
+        {size ? <progress max={size} value={Math.min(bytes, size)} aria-label="bytes read (estimate)" /> : null}
       </div>
     );
   }

@@ -261,14 +261,14 @@ export function ImagesPage(): JSX.Element {
       ) : (
         <div class="table-wrap">
           <table class="table images-table" aria-label="Images" data-testid="images-table">
-            <thead><tr><th>Repository</th><th>Tag</th><th>Image ID</th><th>Created</th><th class="num">Size</th><th><span class="sr-only">Actions</span></th></tr></thead>
+            <thead><tr><th>Repository</th><th>Tag</th><th class="hide-sm">Image ID</th><th class="hide-sm">Created</th><th class="num">Size</th><th><span class="sr-only">Actions</span></th></tr></thead>
             <tbody>
               {shown.map((r) => (
                 <tr key={r.key} data-ref={r.ref}>
                   <td class="ellipsis" title={r.repository}><a href={href('images', r.id)} class={r.dangling ? 'muted' : ''}>{r.repository}</a></td>
                   <td class={r.tag === '<none>' ? 'muted' : ''}>{r.tag}</td>
-                  <td class="mono">{shortId(r.id)}</td>
-                  <td title={new Date(r.created * 1000).toLocaleString()}>{ago(r.created, now)}</td>
+                  <td class="mono hide-sm">{shortId(r.id)}</td>
+                  <td class="hide-sm" title={new Date(r.created * 1000).toLocaleString()}>{ago(r.created, now)}</td>
                   <td class="num">{humanSize(r.size)}</td>
                   <td>
                     <div class="row-actions">
