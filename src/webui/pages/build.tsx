@@ -31,8 +31,18 @@ const EXAMPLE = 'FROM busybox\nRUN echo "hello from the build" > /hello\nCMD ["c
 
 // The form and the last build survive leaving the page and coming back (kept for the session's tab).
 let savedForm: Form = { source: 'dockerfile', dockerfile: '', files: [], dockerfilePath: 'Dockerfile', tag: '', buildArgs: '', target: '', nocache: false, pull: false };
-let savedRun: { log: BuildLog; phase: Phase; message?: string; seq: number } | undefined;
+type Run = { log: BuildLog; phase: Phase; message?: string; seq: number };
+let savedRun: Run | undefined;
 let builds = 0;
+// A build outlives the page's component (leave and come back while it runs): its progress is
+// published here, and whichever BuildPage is mounted draws it.
+const runListeners = new Set<(r: Run | undefined, now: boolean) => void>();
+function publish(r: Run | undefined, now = true): void {
+  savedRun = r;
+  for (const l of runListeners) l(r, now);
+}
+/** The running build's cancel switch (module-wide too, so Cancel works after coming back). */
+let buildCtrl: AbortController | undefined;
 
 async function readFile(f: File): Promise<Uint8Array> {
   return new Uint8Array(await f.arrayBuffer());
@@ -55,15 +65,27 @@ function StepView({ step, failed }: { step: BuildStep; failed: boolean }): JSX.E
 export function BuildPage(): JSX.Element {
   const [f, setF] = useState<Form>(savedForm);
   const [run, setRun] = useState(savedRun);
-  const [, setTick] = useState(0);
   const [formError, setFormError] = useState<string>();
-  const ctrl = useRef<AbortController | undefined>(undefined);
   const logBox = useRef<HTMLDivElement>(null);
   const stick = useRef(true);
   const frame = useRef(0);
 
   useEffect(() => { savedForm = f; }, [f]);
-  useEffect(() => { savedRun = run; }, [run]);
+  useEffect(() => {
+    // Chunks mutate the same BuildLog: a new object per frame makes Preact draw it.
+    const on = (r: Run | undefined, now: boolean): void => {
+      if (now) {
+        cancelAnimationFrame(frame.current);
+        frame.current = 0;
+        setRun(r);
+        return;
+      }
+      if (frame.current) return;
+      frame.current = requestAnimationFrame(() => { frame.current = 0; setRun(savedRun && { ...savedRun }); });
+    };
+    runListeners.add(on);
+    return () => { runListeners.delete(on); };
+  }, []);
   // Leaving the page does not cancel a build: the daemon keeps building, and the log keeps
   // being read so coming back shows it. Only the Cancel button stops it.
   useEffect(() => () => cancelAnimationFrame(frame.current), []);
@@ -75,23 +97,17 @@ export function BuildPage(): JSX.Element {
   const set = <K extends keyof Form>(k: K, v: Form[K]): void => setF((old) => ({ ...old, [k]: v }));
   const running = run?.phase === 'sending' || run?.phase === 'building';
 
-  const redraw = (): void => {
-    if (frame.current) return;
-    frame.current = requestAnimationFrame(() => { frame.current = 0; setTick((n) => n + 1); });
-  };
-
   const submit = async (e: Event): Promise<void> => {
     e.preventDefault();
     if (running) return;
     setFormError(undefined);
     // The previous build's output goes at once, so what shows is never stale.
     const log = new BuildLog();
-    const state: NonNullable<typeof savedRun> = { log, phase: 'sending', seq: ++builds };
+    const state: Run = { log, phase: 'sending', seq: ++builds };
     const c = new AbortController();
-    ctrl.current = c;
+    buildCtrl = c;
     stick.current = true;
-    savedRun = { ...state };
-    setRun(savedRun);
+    publish({ ...state });
     let body: Uint8Array | Blob;
     let query;
     let tags: string[];
@@ -107,20 +123,18 @@ export function BuildPage(): JSX.Element {
         body = f.archive;
       }
     } catch (err) {
-      ctrl.current = undefined;
-      savedRun = undefined;
-      setRun(undefined);
+      buildCtrl = undefined;
+      publish(undefined);
       setFormError((err as Error).message);
       return;
     }
-    const update = (patch: Partial<typeof state>): void => { Object.assign(state, patch); savedRun = { ...state }; setRun(savedRun); };
+    const update = (patch: Partial<Run>): void => { Object.assign(state, patch); publish({ ...state }); };
     const dec = new JsonStreamDecoder<JsonMessage>();
     try {
       await api.stream('POST', '/build', { query, body, headers: { 'Content-Type': 'application/x-tar' }, signal: c.signal }, (chunk) => {
         if (state.phase === 'sending') update({ phase: 'building' });
         for (const m of dec.push(chunk)) log.apply(m);
-        savedRun = state;
-        redraw();
+        publish(savedRun, false);
       });
       for (const m of dec.end()) log.apply(m);
       log.end();
@@ -141,7 +155,7 @@ export function BuildPage(): JSX.Element {
       if (handleSignedOut(err)) return;
       update({ phase: 'failed', message: (err as Error).message });
     } finally {
-      if (ctrl.current === c) ctrl.current = undefined;
+      if (buildCtrl === c) buildCtrl = undefined;
     }
   };
 
@@ -204,7 +218,7 @@ export function BuildPage(): JSX.Element {
         </div>
         {formError && <p class="form-error" role="alert" data-testid="build-form-error">{formError}</p>}
         <div class="form-actions">
-          {running && <button type="button" class="btn btn-danger" data-testid="build-cancel" onClick={() => ctrl.current?.abort()}>Cancel build</button>}
+          {running && <button type="button" class="btn btn-danger" data-testid="build-cancel" onClick={() => buildCtrl?.abort()}>Cancel build</button>}
           <button type="submit" class="btn btn-primary" data-testid="build-submit" disabled={running}>{running ? 'Building…' : 'Build'}</button>
         </div>
       </form>
