@@ -123,6 +123,7 @@ test('buildQuery: docker build\'s query; build args as JSON; tags checked as doc
   assert.deepEqual(tags, ['app:1', 'registry:5000/app:2']);
   assert.equal(encodeQuery(query), `?t=app%3A1&dockerfile=Dockerfile&rm=1&q=0&nocache=1&buildargs=${encodeURIComponent('{"A":"1","B":"x=y"}')}&target=stage`);
   assert.equal(encodeQuery(buildQuery({}).query), '?dockerfile=Dockerfile&rm=1&q=0');
+  assert.equal(encodeQuery(buildQuery({ forcerm: true, pull: true }).query), '?dockerfile=Dockerfile&rm=1&q=0&pull=1&forcerm=1');
   assert.throws(() => parseTags('App:1'), /invalid reference format/);
   assert.throws(() => parseBuildArgs('NOVALUE'), /expected KEY=value/);
   assert.deepEqual(splitReference('registry:5000/app:2'), { repo: 'registry:5000/app', tag: '2' });

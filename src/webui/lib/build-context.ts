@@ -62,6 +62,8 @@ export interface BuildOptions {
   dockerfile?: string;
   nocache?: boolean;
   pull?: boolean;
+  /** Remove the container of a failed RUN too (docker build --force-rm). */
+  forcerm?: boolean;
   buildArgs?: string;
   target?: string;
 }
@@ -91,6 +93,7 @@ export function buildQuery(o: BuildOptions): { query: Query; tags: string[] } {
     q: false,
     nocache: o.nocache ? true : undefined,
     pull: o.pull ? true : undefined,
+    forcerm: o.forcerm ? true : undefined,
     buildargs: Object.keys(args).length ? args : undefined,
     target: o.target?.trim() || undefined,
   };

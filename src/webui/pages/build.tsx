@@ -25,12 +25,13 @@ interface Form {
   target: string;
   nocache: boolean;
   pull: boolean;
+  forcerm: boolean;
 }
 
 const EXAMPLE = 'FROM busybox\nRUN echo "hello from the build" > /hello\nCMD ["cat", "/hello"]\n';
 
 // The form and the last build survive leaving the page and coming back (kept for the session's tab).
-let savedForm: Form = { source: 'dockerfile', dockerfile: '', files: [], dockerfilePath: 'Dockerfile', tag: '', buildArgs: '', target: '', nocache: false, pull: false };
+let savedForm: Form = { source: 'dockerfile', dockerfile: '', files: [], dockerfilePath: 'Dockerfile', tag: '', buildArgs: '', target: '', nocache: false, pull: false, forcerm: true };
 type Run = { log: BuildLog; phase: Phase; message?: string; seq: number };
 let savedRun: Run | undefined;
 let builds = 0;
@@ -112,7 +113,7 @@ export function BuildPage(): JSX.Element {
     let query;
     let tags: string[];
     try {
-      ({ query, tags } = buildQuery({ tag: f.tag, dockerfile: f.source === 'archive' ? f.dockerfilePath : 'Dockerfile', nocache: f.nocache, pull: f.pull, buildArgs: f.buildArgs, target: f.target }));
+      ({ query, tags } = buildQuery({ tag: f.tag, dockerfile: f.source === 'archive' ? f.dockerfilePath : 'Dockerfile', nocache: f.nocache, pull: f.pull, forcerm: f.forcerm, buildArgs: f.buildArgs, target: f.target }));
       if (f.source === 'dockerfile') {
         const files = await Promise.all(f.files.map(async (file) => ({ name: file.name, data: await readFile(file) })));
         body = contextFromDockerfile(f.dockerfile, files);
@@ -215,6 +216,7 @@ export function BuildPage(): JSX.Element {
             onInput={(e) => set('buildArgs', (e.target as HTMLTextAreaElement).value)} /></label>
           <label class="check"><input type="checkbox" name="nocache" checked={f.nocache} onChange={(e) => set('nocache', (e.target as HTMLInputElement).checked)} /> Do not use the cache</label>
           <label class="check"><input type="checkbox" name="pull" checked={f.pull} onChange={(e) => set('pull', (e.target as HTMLInputElement).checked)} /> Always pull the base images</label>
+          <label class="check"><input type="checkbox" name="forcerm" checked={f.forcerm} onChange={(e) => set('forcerm', (e.target as HTMLInputElement).checked)} /> Remove the container of a failed step</label>
         </div>
         {formError && <p class="form-error" role="alert" data-testid="build-form-error">{formError}</p>}
         <div class="form-actions">
