@@ -189,6 +189,7 @@ function shortName(ref: string): string {
  */
 export function RemoveImageButton({ name, onDone, small = true }: { name: string; onDone: () => void; small?: boolean }): JSX.Element {
   const [conflict, setConflict] = useState<string>();
+  const [forcing, setForcing] = useState(false);
   const remove = async (force: boolean): Promise<void> => {
     try {
       const out = await api.del<Array<{ Untagged?: string; Deleted?: string }>>(`/images/${name}`, { force });
@@ -199,8 +200,20 @@ export function RemoveImageButton({ name, onDone, small = true }: { name: string
       onDone();
     } catch (e) {
       if (handleSignedOut(e)) return;
-      if (e instanceof ApiError && e.status === 409 && !force) setConflict(e.message);
-      else notify('error', `Remove: ${(e as Error).message}`);
+      if (e instanceof ApiError && e.status === 409) {
+        if (!force) {
+          setConflict(e.message);
+        } else {
+          // A refused forced removal may still have untagged the image, and this row may go with
+          // the reload: the message goes to a toast, which outlives it.
+          setConflict(undefined);
+          notify('error', `Remove: ${e.message}`);
+          onDone();
+        }
+      } else {
+        setConflict(undefined);
+        notify('error', `Remove: ${(e as Error).message}`);
+      }
     }
   };
   return (
@@ -210,11 +223,12 @@ export function RemoveImageButton({ name, onDone, small = true }: { name: string
         onConfirm={() => remove(false)} />
       {conflict && (
         <Modal title="The daemon refused to remove the image" onClose={() => setConflict(undefined)}>
-          <p class="form-error" role="alert" data-testid="remove-conflict">{conflict}</p>
-          <p>Force removal untags and removes it anyway; containers using it keep running on their copy of the layers.</p>
+          <p class="form-error daemon-message" role="alert" data-testid="remove-conflict">{conflict}</p>
+          <p>Remove it anyway, as <code>docker rmi --force</code> does?</p>
           <div class="form-actions">
             <button type="button" class="btn" onClick={() => setConflict(undefined)}>Cancel</button>
-            <button type="button" class="btn btn-danger" onClick={() => void remove(true)}>Force remove</button>
+            <button type="button" class="btn btn-danger" disabled={forcing}
+              onClick={async () => { setForcing(true); try { await remove(true); } finally { setForcing(false); } }}>Force remove</button>
           </div>
         </Modal>
       )}
