@@ -225,7 +225,7 @@ test('SaveArchiveReader: the entry cap truncates; a compressed layer and a missi
   const manifest = new TextEncoder().encode(JSON.stringify([{ Config: 'cfg', Layers: ['l1', 'l2', 'l3'] }]));
   const archive = writeTar([{ name: 'l1', data: layer }, { name: 'l2', data: gz }, { name: 'manifest.json', data: manifest }]);
   const r = new SaveArchiveReader(2);
-  r.push(archive);
+  for (let i = 0; i < archive.length; i++) r.push(archive.subarray(i, i + 1));
   const saved = r.finish();
   assert.equal(saved.truncated, true);
   assert.equal(saved.entries, 2);

@@ -5,8 +5,9 @@
 // Archive layouts read: OCI (blobs/sha256/<digest>, what Berth and docker 25+ write) and docker's
 // legacy one (<id>/layer.tar, possibly a symlink to another layer's tar). manifest.json, which names
 // the layers in order, comes after the layers in both, so every blob is read as a tar on speculation;
-// blobs that are not tars (the config, the manifests) simply yield no entries. Small blobs are also
-// kept whole, so the image config (its history, with empty_layer marks) can be read at the end.
+// blobs that are not tars (the config, the manifests) simply yield no entries. Small blobs that start
+// like JSON are also kept whole, so the image config (its history, with empty_layer marks) can be read
+// at the end; layers are never held.
 //
 // Deletions follow the image spec's whiteouts: `.wh.<name>` removes <name> (and everything under
 // it) from the layers below; `.wh..wh..opq` in a directory hides everything the lower layers had in it.
@@ -46,7 +47,7 @@ export interface SavedImage {
 }
 
 export const DEFAULT_ENTRY_CAP = 200_000;
-/** Blobs up to this size are kept whole (configs, manifests are a few kB). */
+/** Blobs up to this size that start like JSON are kept whole (configs, manifests are a few kB). */
 const KEEP_BLOB = 4 << 20;
 
 export function normalizePath(name: string): string {
@@ -60,8 +61,11 @@ interface BlobState {
   inner: TarReader;
   entries: FileHeader[];
   error?: string;
+  /** The whole blob, while it may be JSON (a config). */
   kept?: Uint8Array[];
   keptBytes: number;
+  /** The first bytes, to recognise gzip. */
+  magic?: Uint8Array;
 }
 
 /** Feeds on the bytes of a `docker save` stream; `finish()` when it ends. */
@@ -127,9 +131,18 @@ export class SaveArchiveReader {
     }
     const blob = this.current;
     if (!blob) return;
+    if (!blob.magic || blob.magic.length < 2) {
+      const m = concatAll([blob.magic ?? new Uint8Array(0), chunk.subarray(0, 2)]);
+      blob.magic = m.slice(0, 2);
+    }
     if (blob.kept) {
-      blob.kept.push(chunk.slice());
-      blob.keptBytes += chunk.length;
+      if (blob.magic[0] !== 0x7b /* { */) {
+        // Not JSON (a layer): keep only its first bytes (blob.magic), to tell a compressed layer apart.
+        blob.kept = undefined;
+      } else {
+        blob.kept.push(chunk.slice());
+        blob.keptBytes += chunk.length;
+      }
     }
     if (blob.error) return;
     try {
@@ -178,7 +191,7 @@ export class SaveArchiveReader {
 }
 
 function isGzip(b: BlobState): boolean {
-  const first = b.kept?.[0];
+  const first = b.magic;
   return !!first && first[0] === 0x1f && first[1] === 0x8b;
 }
 
