@@ -44,3 +44,43 @@ test('push helpers', () => {
   assert.deepEqual(pushableTags(['a:1', '<none>:<none>', 'b@sha256:1']), ['a:1']);
   assert.deepEqual(pushableTags(null), []);
 });
+
+test("PullProgress reads Berth's own pull and push streams (captured from POST /images/create and /push)", async () => {
+  const { JsonStreamDecoder, PullProgress } = await import('../../src/webui/lib/streams.ts');
+  const pull = [
+    '{"status":"Pulling from other","id":"1"}',
+    '{"status":"Pulling fs layer","id":"ca4a08913674"}',
+    '{"status":"Download complete","id":"ca4a08913674"}',
+    '{"status":"Extracting","progressDetail":{"current":131072,"total":3010560},"progress":"[==\\u003e   ]  131.1kB/3.011MB","id":"ca4a08913674"}',
+  ];
+  const p = new PullProgress();
+  const dec = new JsonStreamDecoder();
+  for (const m of dec.push(`${pull.join('\n')}\n`)) p.apply(m as never);
+  assert.deepEqual(p.lines, ['1: Pulling from other']);
+  const layer = p.layers.get('ca4a08913674');
+  assert.deepEqual([layer?.status, layer?.current, layer?.total, layer?.done], ['Extracting', 131072, 3010560, false]);
+  for (const m of dec.push('{"status":"Pull complete","id":"ca4a08913674"}\n{"status":"Digest: sha256:6c9a39b62c736e58be3e30f57830bdcbf4e606be55606386937c05cf83a5ae02"}\n{"status":"Status: Downloaded newer image for 127.0.0.1:45731/other:1"}\n')) p.apply(m as never);
+  assert.equal(p.fraction, 1);
+  assert.equal(p.digest, 'sha256:6c9a39b62c736e58be3e30f57830bdcbf4e606be55606386937c05cf83a5ae02');
+  assert.equal(p.lines.at(-1), 'Status: Downloaded newer image for 127.0.0.1:45731/other:1');
+
+  const push = new PullProgress();
+  for (const m of new JsonStreamDecoder().push([
+    '{"status":"The push refers to repository [127.0.0.1:45731/cap]"}',
+    '{"status":"Preparing","id":"6aa1a142a8c4"}',
+    '{"status":"Preparing","id":"17108da5723b"}',
+    '{"status":"Mounted from layered","id":"17108da5723b"}',
+    '{"status":"Mounted from layered","id":"6aa1a142a8c4"}',
+    '{"status":"1: digest: sha256:9cb73e0aa3824392ecf7ff5180221eb824d8e7c4ddaa17353addf2f33db5f965 size: 903"}',
+    '{"aux":{"Tag":"1","Digest":"sha256:9cb73e0aa3824392ecf7ff5180221eb824d8e7c4ddaa17353addf2f33db5f965","Size":903}}',
+  ].join('\n'))) push.apply(m as never);
+  assert.deepEqual([...push.layers.values()].map((l) => [l.id, l.done]), [['6aa1a142a8c4', true], ['17108da5723b', true]]);
+  assert.equal(push.fraction, 1);
+  assert.deepEqual(push.lines, ['The push refers to repository [127.0.0.1:45731/cap]', '1: digest: sha256:9cb73e0aa3824392ecf7ff5180221eb824d8e7c4ddaa17353addf2f33db5f965 size: 903']);
+  assert.equal(push.digest, 'sha256:9cb73e0aa3824392ecf7ff5180221eb824d8e7c4ddaa17353addf2f33db5f965');
+  assert.equal(push.error, undefined);
+
+  const failed = new PullProgress();
+  failed.apply({ errorDetail: { message: 'manifest for 127.0.0.1:45731/nope:1 not found: manifest unknown: manifest unknown' }, error: 'manifest for 127.0.0.1:45731/nope:1 not found: manifest unknown: manifest unknown' });
+  assert.match(failed.error ?? '', /manifest unknown/);
+});
