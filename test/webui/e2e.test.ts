@@ -23,6 +23,7 @@ let work: string;
 let base: string;
 let token: string;
 let webImage: string;
+let layeredImage: string;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -61,6 +62,14 @@ before(async () => {
   await ok(['build', '-q', '-t', webImage, ctx]);
   await ok(['push', webImage]);
   await ok(['rmi', webImage]);
+  // A layered image for the images pages: pulled through the UI, its layers explored.
+  const layered = join(work, 'layered');
+  mkdirSync(layered);
+  writeFileSync(join(layered, 'Dockerfile'), 'FROM busybox\nRUN mkdir -p /app/data && echo a > /app/a.txt && echo b > /app/data/b.txt && echo changed-motd > /etc/motd\nRUN rm /app/a.txt && echo c > /c.txt\n');
+  layeredImage = `${reg.host}/ui/layered:1`;
+  await ok(['build', '-q', '-t', layeredImage, layered]);
+  await ok(['push', layeredImage]);
+  await ok(['rmi', layeredImage]);
   const status = (await d.request('GET', '/berth/ui')).json<{ URL: string; Token: string }>();
   base = status.URL;
   token = status.Token;
@@ -305,4 +314,150 @@ test('a list of 500 containers renders in under 200 ms (and scrolls to the last 
     };
     await Promise.all([remove(), remove(), remove(), remove()]);
   }
+});
+
+test('build: a pasted Dockerfile with an added file builds, streams its log, is tagged; the rebuild is CACHED', { skip, timeout: 180_000 }, async () => {
+  const { context, page } = await signedInPage(browser, base, token);
+  const problems = watchConsole(page);
+  await page.goto('/#/build');
+  await page.fill('textarea[name=dockerfile]', 'FROM busybox\nCOPY greeting.txt /greeting.txt\nRUN cat /greeting.txt && echo built-in-ui\nCMD ["cat", "/greeting.txt"]\n');
+  const file = join(work, 'greeting.txt');
+  writeFileSync(file, 'hello from the build page\n');
+  await page.setInputFiles('input[name=files]', file);
+  await page.fill('input[name=tag]', 'ui-built:1');
+  const status = page.locator('[data-testid=build-status]');
+  await page.click('[data-testid=build-submit]');
+  await page.waitForSelector('[data-testid=build-status][data-build="1"][data-phase=done]', { timeout: 120_000 });
+  const log = await page.locator('[data-testid=build-log]').textContent() ?? '';
+  assert.match(log, /hello from the build page/);
+  assert.match(log, /built-in-ui/);
+  assert.equal(await page.locator('[data-testid=build-log] .badge-cached').count(), 0, 'nothing cached on the first build');
+  await page.locator('[data-testid=build-result]').waitFor();
+  assert.match(await page.locator('[data-testid=build-result]').textContent() ?? '', /ui-built:1/);
+  await shot(page, 'build');
+  const run = await d.docker(['run', '--rm', 'ui-built:1']);
+  assert.equal(run.stdout, 'hello from the build page\n');
+  await page.click('[data-testid=build-submit]');
+  await page.waitForSelector('[data-testid=build-status][data-build="2"][data-phase=done]', { timeout: 120_000 });
+  assert.ok(await page.locator('[data-testid=build-log] .badge-cached').count() >= 2, 'COPY and RUN come from the cache');
+  await shot(page, 'build-cached');
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await shot(page, 'build-dark');
+  void status;
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test('build: a failing step shows the daemon\'s error', { skip, timeout: 120_000 }, async () => {
+  const { context, page } = await signedInPage(browser, base, token);
+  await page.goto('/#/build');
+  await page.fill('textarea[name=dockerfile]', 'FROM busybox\nRUN echo about-to-fail && exit 7\n');
+  await page.click('[data-testid=build-submit]');
+  await page.waitForSelector('[data-testid=build-status][data-phase=failed]', { timeout: 120_000 });
+  assert.match(await page.locator('[data-testid=build-error]').textContent() ?? '', /returned a non-zero code: 7/);
+  assert.match(await page.locator('[data-testid=build-log]').textContent() ?? '', /about-to-fail/);
+  await shot(page, 'build-failed');
+  await context.close();
+});
+
+test('volumes and networks: create, see, remove', { skip, timeout: 120_000 }, async () => {
+  const { context, page } = await signedInPage(browser, base, token);
+  const problems = watchConsole(page);
+  await page.goto('/#/volumes');
+  await page.click('text=Create volume');
+  await page.fill('dialog input[name=name]', 'ui-vol');
+  await page.click('dialog button[type=submit]');
+  await page.locator('tr[data-volume=ui-vol]').waitFor();
+  assert.equal((await d.request('GET', '/volumes/ui-vol')).status, 200);
+  await shot(page, 'volumes');
+  await page.locator('tr[data-volume=ui-vol] button', { hasText: 'Remove' }).click();
+  await page.locator('dialog[open] button', { hasText: 'Remove' }).click();
+  await page.locator('tr[data-volume=ui-vol]').waitFor({ state: 'detached' });
+  assert.equal((await d.request('GET', '/volumes/ui-vol')).status, 404);
+
+  await page.goto('/#/networks');
+  await page.click('text=Create network');
+  await page.fill('dialog input[name=name]', 'ui-net');
+  await page.fill('dialog input[name=subnet]', '10.231.7.0/24');
+  await page.click('dialog button[type=submit]');
+  await page.locator('tr[data-network=ui-net]').waitFor();
+  assert.match(await page.locator('tr[data-network=ui-net]').textContent() ?? '', /10\.231\.7\.0\/24/);
+  const builtin = page.locator('tr[data-network=bridge] button', { hasText: 'Remove' });
+  assert.equal(await builtin.isDisabled(), true, 'the built-in bridge cannot be removed');
+  await shot(page, 'networks');
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await shot(page, 'networks-dark');
+  await page.locator('tr[data-network=ui-net] button', { hasText: 'Remove' }).click();
+  await page.locator('dialog[open] button', { hasText: 'Remove' }).click();
+  await page.locator('tr[data-network=ui-net]').waitFor({ state: 'detached' });
+  assert.equal((await d.request('GET', '/networks/ui-net')).status, 404);
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test('images: pull with live per-layer progress, tag, push, explore layers, remove', { skip, timeout: 180_000 }, async () => {
+  const { context, page } = await signedInPage(browser, base, token);
+  const problems = watchConsole(page);
+  await page.goto('/#/images');
+  await page.getByRole('button', { name: 'Pull', exact: true }).first().click();
+  await page.fill('input[name="pull-ref"]', layeredImage);
+  await page.click('dialog button[type=submit]');
+  await page.waitForSelector('[data-testid=pull-progress] .layer-row');
+  await page.locator('[data-testid=transfer-result]').waitFor({ timeout: 60_000 });
+  assert.match(await page.locator('[data-testid=transfer-result]').textContent() ?? '', /Downloaded newer image for/);
+  const layerRows = await page.locator('[data-testid=pull-progress] .layer-row').allTextContents();
+  assert.ok(layerRows.length >= 3, `a row per layer: ${layerRows.join(' | ')}`);
+  assert.ok(layerRows.every((r) => /Pull complete|Already exists/.test(r)), layerRows.join(' | '));
+  await shot(page, 'images-pull');
+  await page.locator('dialog[open] .btn-icon[aria-label=Close]').click();
+  assert.equal((await d.request('GET', `/images/${layeredImage}/json`)).status, 200);
+
+  const row = page.locator(`tr[data-ref="${layeredImage}"]`);
+  await row.waitFor();
+  await row.locator('button', { hasText: 'Tag' }).click();
+  const pushed = `${reg.host}/ui/retagged:2`;
+  await page.fill('input[name="tag-target"]', pushed);
+  await page.click('dialog button[type=submit]');
+  await page.locator(`tr[data-ref="${pushed}"]`).waitFor();
+  await page.locator(`tr[data-ref="${pushed}"] button`, { hasText: 'Push' }).click();
+  await page.click('dialog button[type=submit]');
+  await page.locator('[data-testid=transfer-result]').waitFor({ timeout: 60_000 });
+  const pushedManifest = await fetch(`${reg.url}/v2/ui/retagged/manifests/2`, { headers: { Accept: 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json' } });
+  assert.equal(pushedManifest.status, 200, 'the registry has the pushed tag');
+  await shot(page, 'images-push');
+  await page.locator('dialog[open] .btn-icon[aria-label=Close]').click();
+  await shot(page, 'images');
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await shot(page, 'images-dark');
+  await page.emulateMedia({ colorScheme: 'light' });
+
+  // The image page: overview, history, and the layer explorer (adds, changes, deletes).
+  const id = (await d.request('GET', `/images/${layeredImage}/json`)).json<{ Id: string }>().Id;
+  await page.goto(`/#/images/${id}`);
+  await page.waitForSelector('dt:text("Platform")');
+  await shot(page, 'image-overview');
+  await page.goto(`/#/images/${id}/history`);
+  await page.locator('[data-testid=history-table]').waitFor();
+  assert.match(await page.locator('[data-testid=history-table]').textContent() ?? '', /rm \/app\/a\.txt/);
+  await shot(page, 'image-history');
+  await page.goto(`/#/images/${id}/layers`);
+  await page.locator('[data-testid=layers]').waitFor({ timeout: 60_000 });
+  const cards = page.locator('[data-testid=layer]');
+  const n = await cards.count();
+  assert.ok(n >= 3, `${n} layers`);
+  for (let i = 0; i < n; i++) await cards.nth(i).locator('summary').click();
+  const text = await page.locator('[data-testid=layers]').textContent() ?? '';
+  assert.match(text, /app\/a\.txt/, 'the file added then deleted shows up');
+  assert.match(text, /etc\/motd/, 'the changed file shows up');
+  assert.match(text, /c\.txt/);
+  await shot(page, 'image-layers');
+
+  await page.goto('/#/images');
+  await page.locator(`tr[data-ref="${pushed}"] button`, { hasText: 'Remove' }).click();
+  await page.locator('dialog[open] button', { hasText: 'Remove' }).click();
+  await page.locator(`tr[data-ref="${pushed}"]`).waitFor({ state: 'detached' });
+  assert.equal((await d.request('GET', `/images/${pushed}/json`)).status, 404);
+  assert.equal((await d.request('GET', `/images/${layeredImage}/json`)).status, 200, 'removing one tag keeps the other');
+  assert.deepEqual(problems, []);
+  await context.close();
 });

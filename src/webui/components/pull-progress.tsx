@@ -5,9 +5,11 @@ import type { PullProgress } from '../lib/streams.ts';
 
 export function PullProgressView({ progress }: { progress: PullProgress }): JSX.Element {
   const layers = [...progress.layers.values()];
+  // "Digest:" and "Status:" close a pull: below the layers, where docker prints them.
+  const closing = (l: string): boolean => /^(Digest|Status):/.test(l);
   return (
     <div class="pull-progress" aria-live="polite" data-testid="pull-progress">
-      {progress.lines.map((l, i) => <div key={`l${i}`} class="mono">{l}</div>)}
+      {progress.lines.filter((l) => !closing(l)).map((l, i) => <div key={`l${i}`} class="mono">{l}</div>)}
       {layers.map((l) => (
         <div key={l.id} class="layer-row" data-layer={l.id}>
           <span class="mono">{l.id}</span>
@@ -20,6 +22,7 @@ export function PullProgressView({ progress }: { progress: PullProgress }): JSX.
           )}
         </div>
       ))}
+      {progress.lines.filter(closing).map((l, i) => <div key={`c${i}`} class="mono">{l}</div>)}
       {progress.error && <p class="form-error" role="alert">{progress.error}</p>}
     </div>
   );
