@@ -254,7 +254,7 @@ test('a list of 500 containers renders in under 200 ms (and scrolls to the last 
   const create = async (): Promise<void> => {
     for (let i = queue.shift(); i !== undefined; i = queue.shift()) {
       const r = await d.request('POST', `/containers/create?name=ui-many-${i}`, { body: JSON.stringify({ Image: 'busybox', Cmd: ['true'], Labels: { 'ui-many': '1' } }), headers: { 'Content-Type': 'application/json' }, timeoutMs: 60_000 });
-      assert.equal(r.status, 201, r.body);
+      assert.equal(r.status, 201, r.body.toString());
       ids.push(r.json<{ Id: string }>().Id);
     }
   };
