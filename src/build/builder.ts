@@ -983,6 +983,7 @@ class BuildRun {
       }
       if (binds.length) hostConfig.Binds = binds;
       const env = [...(st.runConfig.Env ?? []), ...this.runArgs(st, true)];
+      this.checkCancelled();
       let created: { Id: string };
       try {
         created = await containers.create({
@@ -1012,6 +1013,8 @@ class BuildRun {
         await started;
         const onAbort = () => { void containers.kill(id).catch(() => {}); };
         this.signal.addEventListener('abort', onAbort, { once: true });
+        // A signal that aborted while the container was being created or started fires no event.
+        if (this.signal.aborted) onAbort();
         try {
           code = (await containers.wait(id)).StatusCode;
           await Promise.race([done, new Promise((r) => setTimeout(r, 2000).unref())]);

@@ -416,3 +416,33 @@ test('independent stages build at the same time; the output stays in stage order
   assert.equal((await ok(['ps', '-q'])).trim(), '');
   for (const id of (await ok(['ps', '-aq'])).trim().split('\n').filter(Boolean)) await ok(['rm', '-f', id]);
 });
+
+test('a client that goes away just as a RUN step begins cancels the build: its container is stopped and removed', { skip, timeout: 120_000 }, async () => {
+  const { request } = await import('node:http');
+  for (let round = 0; round < 3; round++) {
+    const tag = `cancel-early-${round}`;
+    await new Promise<void>((resolve, reject) => {
+      const req = request({ socketPath: d.socket, method: 'POST', path: `/build?t=${tag}&nocache=1`, headers: { 'Content-Type': 'application/x-tar', Host: 'localhost' } }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          text += c;
+          // Gone the moment the step is announced: before its container exists or has started.
+          if (/Step 2\/2 : RUN/.test(text)) { req.destroy(); resolve(); }
+        });
+        res.on('end', () => reject(new Error(`the build ended before its RUN step: ${text}`)));
+      });
+      req.on('error', () => {});
+      req.end(`FROM busybox\nRUN sleep 60 # ${round}\n`);
+    });
+    const deadline = Date.now() + 20_000;
+    let left: Array<{ Id: string; State: string }> = [];
+    for (;;) {
+      left = (await d.request('GET', '/containers/json?all=1')).json<Array<{ Id: string; State: string }>>();
+      if (left.length === 0 || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.deepEqual(left, [], `round ${round}: the RUN container is gone`);
+    assert.equal((await d.request('GET', `/images/${tag}/json`)).status, 404, 'nothing is tagged');
+  }
+});
