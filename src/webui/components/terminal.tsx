@@ -69,6 +69,7 @@ export function TerminalView({ containerId }: { containerId: string }): JSX.Elem
           setTimeout(() => { started = true; resize(); }, 300);
         };
         ws.onmessage = (e: MessageEvent<ArrayBuffer | string>) => {
+          if (disposed) return;
           term.write(typeof e.data === 'string' ? e.data : new Uint8Array(e.data));
           if (!started) { started = true; resize(); }
         };
@@ -76,8 +77,17 @@ export function TerminalView({ containerId }: { containerId: string }): JSX.Elem
           if (disposed) return;
           const error = e.code >= 4000 || e.code === 1011 || e.code === 1006;
           const reason = e.code >= 4000 ? e.reason || `error ${e.code - 4000}` : e.code === 1006 ? 'the connection was lost' : e.reason === 'ended' || !e.reason ? 'the shell exited' : e.reason;
-          setStatus({ kind: 'ended', reason, error });
-          term.write(`\r\n\x1b[2m[session ended: ${reason}]\x1b[0m\r\n`);
+          const show = (why: string, bad: boolean): void => {
+            if (disposed) return;
+            setStatus({ kind: 'ended', reason: why, error: bad });
+            term.write(`\r\n\x1b[2m[session ended: ${why}]\x1b[0m\r\n`);
+          };
+          if (e.code !== 1000 || !execId) { show(reason, error); return; }
+          // A shell that could not run ends like one that exited: its exit code tells them apart.
+          api.get<{ ExitCode?: number | null; Running?: boolean }>(`/exec/${execId}/json`).then(
+            (x) => show(x.ExitCode ? `${reason} (exit code ${x.ExitCode})` : reason, !!x.ExitCode),
+            () => show(reason, error),
+          );
         };
       } catch (e) {
         if (disposed || handleSignedOut(e)) return;
@@ -85,10 +95,28 @@ export function TerminalView({ containerId }: { containerId: string }): JSX.Elem
       }
     })();
 
+    // Closing the socket does not end the exec: with a TTY, like docker's, the shell outlives its
+    // client (and the Engine API cannot signal an exec). So a deliberate close hangs up the way a
+    // user would: ^C for whatever runs in the foreground, then (once the tty has flushed its input
+    // for the ^C) ^U ^D to end the shell at an empty prompt. On page unload there is no time to
+    // wait: ^U ^D alone ends an idle shell.
+    const EOF = '\x15\x04';
+    const onPageHide = (): void => { if (ws?.readyState === WebSocket.OPEN) ws.send(EOF); };
+    addEventListener('pagehide', onPageHide);
+
     return () => {
       disposed = true;
-      // Closing the socket closes the shell's stdin: the shell exits with it.
-      if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000, 'closed');
+      removeEventListener('pagehide', onPageHide);
+      const sock = ws;
+      if (sock?.readyState === WebSocket.OPEN) {
+        sock.send('\x03');
+        setTimeout(() => {
+          if (sock.readyState === WebSocket.OPEN) sock.send(EOF);
+          setTimeout(() => sock.close(1000, 'closed'), 150);
+        }, 200);
+      } else if (sock && sock.readyState === WebSocket.CONNECTING) {
+        sock.close(1000, 'closed');
+      }
       ro.disconnect();
       onResize.dispose();
       onData.dispose();
