@@ -575,7 +575,7 @@ export class ImageService {
     const user = this.opts.imageInUse?.(image.id);
     if (ref) {
       if (!force && user && this.store.references(image.id).length === 1) {
-        throw new ImageServiceError('conflict', `conflict: unable to remove repository reference "${displayName(input)}" (must force) - container ${user} is using its referenced image ${shortId(image.id)}`);
+        throw new ImageServiceError('conflict', `conflict: unable to remove repository reference "${displayName(input)}" (must force) - container ${shortId(user)} is using its referenced image ${shortId(image.id)}`);
       }
       untag(ref.name);
       const rest = this.store.references(image.id);
@@ -587,10 +587,15 @@ export class ImageService {
       const refs = this.store.references(image.id);
       if (new Set(refs.map((r) => r.repository)).size <= 1) for (const r of refs) untag(r.name);
     }
+    // As dockerd: when removing a name left the image without names, a conflict (a container
+    // uses it, child images need it) keeps the image quietly — the untag was the answer.
+    const quiet = ref !== undefined;
     if (user) {
-      throw new ImageServiceError('conflict', `conflict: unable to delete ${shortId(image.id)} (${force ? 'cannot be forced' : 'must be forced'}) - image is being used by container ${user}`);
+      if (quiet) return out;
+      throw new ImageServiceError('conflict', `conflict: unable to delete ${shortId(image.id)} (${force ? 'cannot be forced' : 'must be forced'}) - image is being used by container ${shortId(user)}`);
     }
     if (this.store.children(image.id).length > 0) {
+      if (quiet) return out;
       throw new ImageServiceError('conflict', `conflict: unable to delete ${shortId(image.id)} (cannot be forced) - image has dependent child images`);
     }
     const remaining = this.store.references(image.id);

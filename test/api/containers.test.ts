@@ -248,3 +248,19 @@ test('attach detach keys (ctrl-p ctrl-q): the daemon ends the stream, the contai
   assert.equal(JSON.parse(await ok(['inspect', 'det']))[0].State.Running, true);
   await ok(['rm', '-f', 'det']);
 });
+
+test('docker rmi of an image a container uses: refused by name without -f; with -f the name goes and the image stays, without an error', { skip }, async () => {
+  // An image with one name only (a tag of busybox would leave busybox's name behind).
+  await ok(['build', '-q', '-t', 'rmi-probe:1', '-'], { input: 'FROM busybox\nLABEL rmi=probe\n' });
+  const id = (await ok(['create', 'rmi-probe:1', 'true'])).trim();
+  const refused = await docker(['rmi', 'rmi-probe:1']);
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.stderr, new RegExp(`conflict: unable to remove repository reference "rmi-probe:1" \\(must force\\) - container ${id.slice(0, 12)} is using its referenced image`));
+  const forced = await docker(['rmi', '-f', 'rmi-probe:1']);
+  assert.equal(forced.code, 0, explain(forced));
+  assert.equal(forced.stdout, 'Untagged: rmi-probe:1\n');
+  assert.equal((await docker(['image', 'inspect', 'rmi-probe:1'])).code, 1);
+  const imageId = JSON.parse(await ok(['inspect', id]))[0].Image as string;
+  assert.equal((await docker(['image', 'inspect', imageId])).code, 0, 'the image itself stays while the container uses it');
+  await ok(['rm', id]);
+});
