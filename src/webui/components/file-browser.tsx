@@ -100,6 +100,19 @@ export function FileBrowser({ containerId, initialPath = '/' }: { containerId: s
     }
   };
 
+  // A link opens as a directory only if it leads to one (HEAD with a trailing slash follows it).
+  const openLink = async (e: DirEntry): Promise<void> => {
+    const full = joinPath(path, e.name);
+    try {
+      await api.request('HEAD', `/containers/${containerId}/archive`, { query: { path: `${full}/` } });
+      setPath(full);
+    } catch (err) {
+      if (handleSignedOut(err)) return;
+      const status = (err as { status?: number }).status;
+      notify('error', status === 400 ? `${full} → ${e.linkname} is not a directory` : status === 404 ? `${full} → ${e.linkname}: the target does not exist` : `${full}: ${(err as Error).message}`);
+    }
+  };
+
   const { listing } = state;
   return (
     <div class="file-browser" data-testid="file-browser">
@@ -145,7 +158,7 @@ export function FileBrowser({ containerId, initialPath = '/' }: { containerId: s
                     <td class="file-name">
                       <span class={`file-type file-type-${e.type}`} title={e.type}>{e.type === 'dir' ? 'dir' : e.type === 'symlink' ? 'link' : e.type === 'file' ? '' : e.type}</span>
                       {e.type === 'dir' || e.type === 'symlink'
-                        ? <button type="button" class="link-button" onClick={() => setPath(e.type === 'symlink' ? joinPath(path, e.name) : full)}
+                        ? <button type="button" class="link-button" onClick={() => (e.type === 'symlink' ? void openLink(e) : setPath(full))}
                           title={e.type === 'symlink' ? 'Open (if it points to a directory)' : undefined}>{e.name}</button>
                         : <span>{e.name}</span>}
                       {e.linkname && <span class="muted mono"> → {e.linkname}</span>}
