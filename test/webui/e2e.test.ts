@@ -3,6 +3,7 @@
 // test-artifacts/webui/ (light and dark), kept as the run's artefacts.
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -459,5 +460,130 @@ test('images: pull with live per-layer progress, tag, push, explore layers, remo
   assert.equal((await d.request('GET', `/images/${pushed}/json`)).status, 404);
   assert.equal((await d.request('GET', `/images/${layeredImage}/json`)).status, 200, 'removing one tag keeps the other');
   assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test('container page: overview, live logs, terminal, stats, processes, files', { skip, timeout: 180_000 }, async () => {
+  const id = (await ok(['run', '-d', '--name', 'ui-ticker', 'busybox', 'sh', '-c', 'i=0; while true; do echo tick-$i; echo warn-$i >&2; i=$((i+1)); sleep 0.3; done'])).trim();
+  const { context, page } = await signedInPage(browser, base, token);
+  const problems = watchConsole(page);
+  await page.goto(`/#/containers/${id}`);
+  await page.locator('[data-testid=container-overview]').waitFor();
+  assert.match(await page.locator('[data-testid=container-overview]').textContent() ?? '', /busybox/);
+  await shot(page, 'container-overview');
+
+  // Logs stream: lines keep arriving while the page is open.
+  await page.goto(`/#/containers/${id}/logs`);
+  const logView = page.locator('[data-testid=log-view]');
+  await until('log lines', async () => /tick-\d+/.test(await logView.textContent() ?? ''));
+  const highest = async (): Promise<number> => Math.max(...[...(await logView.textContent() ?? '').matchAll(/tick-(\d+)/g)].map((m) => Number(m[1])));
+  const first = await highest();
+  await until('more log lines streaming in', async () => (await highest()) >= first + 3);
+  assert.ok(await logView.locator('.log-line.stderr').count() > 0, 'stderr lines are told apart');
+  await shot(page, 'container-logs');
+
+  // Terminal: an exec with a TTY over the websocket, typed into.
+  await page.goto(`/#/containers/${id}/terminal`);
+  const term = page.locator('[data-testid=terminal]');
+  await term.locator('.xterm-rows').waitFor({ timeout: 30_000 });
+  await until('a prompt', async () => /#|\$/.test(await term.locator('.xterm-rows').textContent() ?? ''), 15_000);
+  await term.click();
+  await page.keyboard.type('echo "hello-$((6*7))"\n');
+  await until('the command\'s output in the terminal', async () => (await term.locator('.xterm-rows').textContent() ?? '').includes('hello-42'), 15_000);
+  await shot(page, 'container-terminal');
+
+  // Stats: live numbers and charts.
+  await page.goto(`/#/containers/${id}/stats`);
+  await page.locator('[data-testid=stats-cpu]').waitFor();
+  await until('memory figures', async () => /\d(\.\d+)?[KMG]?iB/.test(await page.locator('[data-testid=stats-mem]').textContent() ?? ''), 15_000);
+  assert.ok(await page.locator('[data-testid=stats] canvas').count() >= 3, 'charts are drawn');
+  await sleep(3000);
+  await shot(page, 'container-stats');
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await shot(page, 'container-stats-dark');
+  await page.emulateMedia({ colorScheme: 'light' });
+
+  // Processes.
+  await page.goto(`/#/containers/${id}/top`);
+  await page.locator('[data-testid=top-table]').waitFor();
+  assert.match(await page.locator('[data-testid=top-table]').textContent() ?? '', /sleep|sh -c/);
+  await shot(page, 'container-top');
+
+  // Files: the root directory lists, as in the image.
+  await page.goto(`/#/containers/${id}/files`);
+  await until('the root listing', async () => /\bbin\b/.test(await page.locator('main').textContent() ?? '') && /\betc\b/.test(await page.locator('main').textContent() ?? ''), 20_000);
+  await shot(page, 'container-files');
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test('the page heap grows by less than 10 MB over an hour of 1 Hz stats', { skip, timeout: 240_000 }, async () => {
+  const id = (await d.request('GET', '/containers/ui-ticker/json')).json<{ Id: string }>().Id;
+  // Real samples from the daemon (a few seconds' worth) ...
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const real: Array<Record<string, any>> = [];
+  await new Promise<void>((resolve, reject) => {
+    const req = httpRequest({ socketPath: d.socket, path: `/containers/${id}/stats?stream=1`, headers: { Host: 'localhost' } }, (res) => {
+      let buf = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        buf += c;
+        const lines = buf.split('\n');
+        buf = lines.pop() ?? '';
+        for (const l of lines) if (l.trim()) real.push(JSON.parse(l));
+        if (real.length >= 4) { req.destroy(); resolve(); }
+      });
+    });
+    req.on('error', (e) => { if (real.length < 4) reject(e); });
+    req.end();
+  });
+  // ... replayed as an hour: 3600 samples, one second apart, counters growing by the real deltas.
+  const hour = (count: number): string => {
+    const out: string[] = [];
+    const t0 = Date.parse(real[0].read);
+    let cpu = real[0].cpu_stats.cpu_usage.total_usage as number;
+    let sys = real[0].cpu_stats.system_cpu_usage as number;
+    for (let i = 0; i < count; i++) {
+      const r = real[i % real.length];
+      const p = real[(i + real.length - 1) % real.length];
+      const s = structuredClone(r);
+      const pre = { cpu_usage: { ...s.cpu_stats.cpu_usage, total_usage: cpu }, system_cpu_usage: sys, online_cpus: s.cpu_stats.online_cpus };
+      cpu += Math.max(1, r.cpu_stats.cpu_usage.total_usage - p.cpu_stats.cpu_usage.total_usage);
+      sys += Math.max(1_000_000, r.cpu_stats.system_cpu_usage - p.cpu_stats.system_cpu_usage);
+      s.read = new Date(t0 + i * 1000).toISOString();
+      s.preread = new Date(t0 + (i - 1) * 1000).toISOString();
+      s.cpu_stats.cpu_usage.total_usage = cpu;
+      s.cpu_stats.system_cpu_usage = sys;
+      s.precpu_stats = pre;
+      // The last sample is recognisable on the page.
+      if (i === count - 1) s.memory_stats.usage = 123 * 1024 * 1024 + (s.memory_stats.stats?.inactive_file ?? s.memory_stats.stats?.total_inactive_file ?? 0);
+      out.push(JSON.stringify(s));
+    }
+    return `${out.join('\n')}\n`;
+  };
+  const { context, page } = await signedInPage(browser, base, token);
+  const cdp = await context.newCDPSession(page);
+  const heapAfter = async (count: number): Promise<number> => {
+    let served = false;
+    await page.route(`**/api/containers/${id}/stats?stream=1`, async (route) => {
+      if (served) { await route.continue(); return; }
+      served = true;
+      await route.fulfill({ status: 200, contentType: 'application/json', body: hour(count) });
+    });
+    await page.goto('/#/dashboard');
+    await page.reload();
+    await page.goto(`/#/containers/${id}/stats`);
+    await until('the replayed hour to be drawn', async () => /123\.0MiB/.test(await page.locator('[data-testid=stats-mem]').textContent() ?? ''), 60_000);
+    await sleep(500);
+    await page.unroute(`**/api/containers/${id}/stats?stream=1`);
+    for (let i = 0; i < 3; i++) await cdp.send('HeapProfiler.collectGarbage');
+    return (await cdp.send('Runtime.getHeapUsage')).usedSize;
+  };
+  const oneSample = await heapAfter(2);
+  const anHour = await heapAfter(3600);
+  const growth = anHour - oneSample;
+  console.log(`# stats heap: ${(oneSample / 1048576).toFixed(2)} MiB after 1 s of stats, ${(anHour / 1048576).toFixed(2)} MiB after 3600 s (growth ${(growth / 1048576).toFixed(2)} MiB)`);
+  assert.ok(growth < 10 * 1024 * 1024, `the heap grew by ${growth} bytes`);
+  await shot(page, 'container-stats-hour');
   await context.close();
 });
