@@ -39,7 +39,9 @@ export function TerminalView({ containerId }: { containerId: string }): JSX.Elem
     const refit = (): void => { try { fit.fit(); } catch { /* not laid out yet */ } };
     refit();
 
-    // The daemon resizes only a started exec; the first output says it has started.
+    // The daemon resizes only a started exec; the first output says it has started. (Resizing
+    // earlier, while the exec was still starting, left the first session after a daemon restart
+    // with a tty that did not translate newlines.)
     const resize = (): void => {
       if (!execId || !started || disposed) return;
       api.post(`/exec/${execId}/resize`, undefined, { h: term.rows, w: term.cols }).catch(() => { /* exec ended meanwhile */ });
@@ -54,7 +56,9 @@ export function TerminalView({ containerId }: { containerId: string }): JSX.Elem
       try {
         const exec = await api.post<{ Id: string }>(`/containers/${containerId}/exec`, {
           AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: true, Cmd: [shell],
-          Env: ['TERM=xterm-256color', `COLUMNS=${term.cols}`, `LINES=${term.rows}`],
+          // The size the terminal has now, from the start (API 1.42+); later changes go through resize.
+          ConsoleSize: [term.rows, term.cols],
+          Env: ['TERM=xterm-256color'],
         });
         if (disposed) return;
         execId = exec.Id;
@@ -65,8 +69,6 @@ export function TerminalView({ containerId }: { containerId: string }): JSX.Elem
           if (disposed) return;
           setStatus({ kind: 'open' });
           term.focus();
-          // A shell that prints nothing before its prompt reads its size here.
-          setTimeout(() => { started = true; resize(); }, 300);
         };
         ws.onmessage = (e: MessageEvent<ArrayBuffer | string>) => {
           if (disposed) return;
