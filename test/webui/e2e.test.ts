@@ -587,3 +587,54 @@ test('the page heap grows by less than 10 MB over an hour of 1 Hz stats', { skip
   await shot(page, 'container-stats-hour');
   await context.close();
 });
+
+test('keyboard and small screens: tab to a page and open it, Escape closes a dialog, the menu folds on a phone', { skip, timeout: 90_000 }, async () => {
+  await ok(['create', '--name', 'ui-kbd', '-p', '127.0.0.1::80', 'busybox', 'true']);
+  const { context, page } = await signedInPage(browser, base, token);
+  const problems = watchConsole(page);
+  await page.goto('/#/dashboard');
+  await page.waitForSelector('text=Storage driver');
+  let reached = false;
+  for (let i = 0; i < 15 && !reached; i++) {
+    await page.keyboard.press('Tab');
+    reached = await page.evaluate(() => document.activeElement?.textContent === 'Containers');
+  }
+  assert.ok(reached, 'the Containers link is reachable with Tab');
+  await page.keyboard.press('Enter');
+  await page.waitForURL(/#\/containers$/);
+  await page.getByRole('button', { name: 'Run a container' }).focus();
+  await page.keyboard.press('Enter');
+  await page.locator('dialog[open]').waitFor();
+  assert.equal(await page.evaluate(() => (document.activeElement as HTMLInputElement | null)?.name), 'image', 'the first field has the focus');
+  await page.keyboard.press('Escape');
+  await page.locator('dialog[open]').waitFor({ state: 'detached' });
+
+  const phone = await browser.newContext({ baseURL: base, viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, storageState: await context.storageState() });
+  const small = await phone.newPage();
+  await small.goto('/#/containers');
+  await small.locator('[data-testid=containers-table]').waitFor();
+  assert.equal(await small.locator('.nav').isVisible(), false, 'the menu is folded');
+  const scrollWidth = await small.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(scrollWidth <= 400, `the page itself does not scroll sideways (${scrollWidth}px)`);
+  await shot(small, 'phone-containers');
+  await small.getByRole('button', { name: 'Menu' }).click();
+  await small.locator('.nav').waitFor();
+  await shot(small, 'phone-menu');
+  await small.getByRole('link', { name: 'Images' }).click();
+  await small.waitForURL(/#\/images$/);
+  await small.locator('[data-testid=images-table]').waitFor();
+  await shot(small, 'phone-images');
+  await small.goto('/#/dashboard');
+  await small.waitForSelector('text=Storage driver');
+  await shot(small, 'phone-dashboard');
+  for (const route of ['#/dashboard', '#/images', '#/build', '#/volumes', '#/networks']) {
+    await small.goto(`/${route}`);
+    await sleep(800);
+    const width = await small.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(width <= 400, `${route} does not scroll sideways on a phone (${width}px)`);
+  }
+  await phone.close();
+  assert.deepEqual(problems, []);
+  await context.close();
+  await ok(['rm', 'ui-kbd']);
+});

@@ -56,12 +56,12 @@ function DiskUsageTable({ du }: { du: DiskUsage }): JSX.Element {
     ['Build cache', cache.length, cache.filter((c) => c.InUse).length, cache.reduce((a, c) => a + c.Size, 0), cache.filter((c) => !c.InUse).reduce((a, c) => a + c.Size, 0)],
   ];
   return (
-    <table class="table" aria-label="Disk usage">
+    <div class="scroll-x"><table class="table" aria-label="Disk usage">
       <thead><tr><th>Type</th><th class="num">Total</th><th class="num">Active</th><th class="num">Size</th><th class="num">Reclaimable</th></tr></thead>
       <tbody>
         {rows.map(([t, n, a, s, r]) => <tr key={t}><td>{t}</td><td class="num">{n}</td><td class="num">{a}</td><td class="num">{humanSize(s)}</td><td class="num">{humanSize(r)}</td></tr>)}
       </tbody>
-    </table>
+    </table></div>
   );
 }
 
