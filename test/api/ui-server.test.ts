@@ -311,3 +311,34 @@ test('daemon.json "ui" starts the UI; a bad address or a taken port stops the da
     await both.cleanup();
   }
 });
+
+// The bridge half-closes the exec's stream; the daemon then hangs up the TTY (the shell gets EOF).
+test('a terminal whose browser goes away (websocket dropped) does not leave its shell running', { skip, timeout: 60_000 }, async () => {
+  const { cookie, csrf } = await signIn();
+  const run = await d.docker(['run', '-d', '--name', 'ui-hangup', 'busybox', 'sleep', '300']);
+  assert.equal(run.code, 0, run.stderr);
+  const id = run.stdout.trim();
+  const created = await http('POST', `/api/containers/${id}/exec`, {
+    headers: { Cookie: cookie, 'X-Berth-CSRF': csrf, Origin: base.origin, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: true, Cmd: ['sh'] }),
+  });
+  const execId = JSON.parse(created.body).Id as string;
+  const ws = new WebSocket(`ws://${base.host}/ui/ws/exec/${execId}?tty=1&csrf=${encodeURIComponent(csrf)}`, { headers: { Origin: base.origin, Cookie: cookie } });
+  let out = '';
+  ws.on('message', (data: Buffer) => { out += data.toString('utf8'); });
+  await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject); });
+  ws.send('echo ready-$((1+1))\n');
+  const ready = Date.now() + 10_000;
+  while (!out.includes('ready-2') && Date.now() < ready) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(out.includes('ready-2'), out);
+  assert.equal((await d.request('GET', `/exec/${execId}/json`)).json<{ Running: boolean }>().Running, true);
+  ws.terminate(); // no close handshake: a tab killed, a network gone
+  const deadline = Date.now() + 10_000;
+  let running = true;
+  while (running && Date.now() < deadline) {
+    running = (await d.request('GET', `/exec/${execId}/json`)).json<{ Running: boolean }>().Running;
+    if (running) await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(running, false, 'the shell ended');
+  await d.docker(['rm', '-f', id]);
+});
