@@ -2,7 +2,7 @@
 // `berth daemon --ui` and a real registry. Every page is photographed into
 // test-artifacts/webui/ (light and dark), kept as the run's artefacts.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -511,7 +511,23 @@ test('container page: overview, live logs, terminal, stats, processes, files', {
 
   // Files: the root directory lists, as in the image.
   await page.goto(`/#/containers/${id}/files`);
-  await until('the root listing', async () => /\bbin\b/.test(await page.locator('main').textContent() ?? '') && /\betc\b/.test(await page.locator('main').textContent() ?? ''), 20_000);
+  await page.locator('[data-testid=files-table] tr[data-name=bin]').waitFor({ timeout: 30_000 }).catch(async (e) => { await shot(page, 'container-files-failed'); throw e; });
+  assert.ok(await page.locator('[data-testid=files-table] tr[data-name=etc]').count() === 1);
+  // Into /tmp: upload a file, see it listed and in the container, download it back.
+  await page.locator('[data-testid=files-table] tr[data-name=tmp] button.link-button').click();
+  await page.locator('[aria-label="Files in /tmp"]').or(page.locator('text=/tmp is empty')).first().waitFor();
+  const upload = join(work, 'from the browser.txt');
+  writeFileSync(upload, 'uploaded-through-the-ui\n');
+  await page.setInputFiles('[data-testid=file-upload]', upload);
+  await page.locator('[data-testid=files-table] tr[data-name="from the browser.txt"]').waitFor({ timeout: 20_000 });
+  assert.equal((await d.docker(['exec', id, 'cat', '/tmp/from the browser.txt'])).stdout, 'uploaded-through-the-ui\n');
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.locator('button[aria-label="Download from the browser.txt"]').click(),
+  ]);
+  const saved = join(work, 'downloaded.txt');
+  await download.saveAs(saved);
+  assert.equal(readFileSync(saved, 'utf8'), 'uploaded-through-the-ui\n');
   await shot(page, 'container-files');
   assert.deepEqual(problems, []);
   await context.close();
