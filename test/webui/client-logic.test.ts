@@ -80,10 +80,12 @@ test('formatting as docker shows it', () => {
   assert.equal(humanSize(0), '0B');
   assert.equal(humanSize(1_234_567), '1.23MB');
   assert.equal(humanSize(999), '999B');
-  assert.equal(binarySize(3 * 1024 * 1024), '3.00MiB');
+  assert.equal(binarySize(3 * 1024 * 1024), '3MiB');
+  assert.equal(binarySize(1536 * 1024), '1.5MiB');
   assert.equal(humanDuration(45_000), '45 seconds');
   assert.equal(humanDuration(60_000), 'About a minute');
   assert.equal(humanDuration(3 * 3600_000), '3 hours');
+  assert.equal(humanSize(-1), '—');
   assert.equal(ago(1000, 1000_000 + 5000), '5 seconds ago');
   assert.equal(formatPorts([{ IP: '0.0.0.0', PrivatePort: 80, PublicPort: 8080, Type: 'tcp' }, { IP: '::', PrivatePort: 80, PublicPort: 8080, Type: 'tcp' }, { PrivatePort: 443, Type: 'tcp' }]), '0.0.0.0:8080->80/tcp, 443/tcp');
 });

@@ -1,41 +1,19 @@
 // Display helpers shared by the pages. Pure.
 
-/** docker's units.HumanSize (decimal: kB, MB, GB), three significant digits. */
+// The daemon's go-units implementations (pure, no Node APIs), so sizes and ages read exactly as
+// the docker CLI prints them.
+import { bytesSize, displaySize, humanDuration } from '../../api/units.ts';
+
+export { humanDuration };
+
+/** Sizes as docker's SIZE columns print them (decimal units, 3 significant digits). */
 export function humanSize(bytes: number): string {
-  if (!Number.isFinite(bytes) || bytes < 0) return '—';
-  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
-  let i = 0;
-  let v = bytes;
-  while (v >= 1000 && i < units.length - 1) { v /= 1000; i++; }
-  return `${i === 0 ? v : Number(v.toPrecision(3))}${units[i]}`;
+  return Number.isFinite(bytes) && bytes >= 0 ? displaySize(bytes) : '—';
 }
 
-/** Binary sizes for memory (MiB, GiB), as docker stats shows them. */
+/** Memory as docker stats prints it (binary units: MiB, GiB). */
 export function binarySize(bytes: number): string {
-  if (!Number.isFinite(bytes) || bytes < 0) return '—';
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  let v = bytes;
-  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
-  return `${i === 0 ? v : v.toFixed(v < 10 ? 2 : 1)}${units[i]}`;
-}
-
-/** "3 seconds", "About a minute", "2 hours" — docker's HumanDuration. */
-export function humanDuration(ms: number): string {
-  const s = Math.round(ms / 1000);
-  if (s < 1) return 'Less than a second';
-  if (s === 1) return '1 second';
-  if (s < 60) return `${s} seconds`;
-  const m = Math.round(s / 60);
-  if (m === 1) return 'About a minute';
-  if (m < 60) return `${m} minutes`;
-  const h = Math.round(s / 3600);
-  if (h === 1) return 'About an hour';
-  if (h < 48) return `${h} hours`;
-  if (h < 24 * 7 * 2) return `${Math.round(h / 24)} days`;
-  if (h < 24 * 30 * 2) return `${Math.round(h / 24 / 7)} weeks`;
-  if (h < 24 * 365 * 2) return `${Math.round(h / 24 / 30)} months`;
-  return `${Math.round(h / 24 / 365)} years`;
+  return Number.isFinite(bytes) && bytes >= 0 ? bytesSize(bytes) : '—';
 }
 
 export function ago(unixSeconds: number, now = Date.now()): string {

@@ -1,5 +1,6 @@
 // The run form's fields → a /containers/create body, with docker run's syntax for each field.
 // Pure; unit-tested.
+import { ramInBytes } from '../../api/units.ts';
 
 export class RunSpecError extends Error {
   override name = 'RunSpecError';
@@ -53,12 +54,14 @@ export function splitCommand(text: string): string[] {
   return out;
 }
 
-/** docker's RAMInBytes: 512, 512k, 256m, 1g (binary units). */
+/** docker's RAMInBytes (512, 512k, 256m, 1g: binary units), with docker run's minimum. */
 export function parseMemory(text: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)i?b?\s*$/i.exec(text);
-  if (!m) throw new RunSpecError(`invalid memory size "${text}" (examples: 256m, 1g)`);
-  const mult = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[m[2].toLowerCase() as '' | 'b' | 'k' | 'm' | 'g' | 't'];
-  const v = Math.round(Number(m[1]) * mult);
+  let v: number;
+  try {
+    v = ramInBytes(text);
+  } catch {
+    throw new RunSpecError(`invalid memory size "${text}" (examples: 256m, 1g)`);
+  }
   if (v > 0 && v < 6 * 1024 * 1024) throw new RunSpecError('the memory limit must be at least 6MB');
   return v;
 }
