@@ -1,6 +1,6 @@
 // Hash routing (#/containers/abc/logs): the server serves one page, so deep links and reloads
 // work without a server route per page.
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useMemo, useState } from 'preact/hooks';
 
 export interface Route {
   /** Path segments after '#/' (decoded). */
@@ -27,11 +27,14 @@ export function navigate(...parts: string[]): void {
 }
 
 export function useRoute(): Route {
-  const [route, setRoute] = useState(() => parseHash(location.hash));
+  const [hash, setHash] = useState(() => location.hash);
   useEffect(() => {
-    const on = (): void => setRoute(parseHash(location.hash));
+    const on = (): void => setHash(location.hash);
     addEventListener('hashchange', on);
+    // Effects run after the first paint: a hash that changed before this listener existed
+    // (a link followed while the page was still starting) is read now.
+    on();
     return () => removeEventListener('hashchange', on);
   }, []);
-  return route;
+  return useMemo(() => parseHash(hash), [hash]);
 }
