@@ -326,7 +326,6 @@ test('build: a pasted Dockerfile with an added file builds, streams its log, is 
   writeFileSync(file, 'hello from the build page\n');
   await page.setInputFiles('input[name=files]', file);
   await page.fill('input[name=tag]', 'ui-built:1');
-  const status = page.locator('[data-testid=build-status]');
   await page.click('[data-testid=build-submit]');
   await page.waitForSelector('[data-testid=build-status][data-build="1"][data-phase=done]', { timeout: 120_000 });
   const log = await page.locator('[data-testid=build-log]').textContent() ?? '';
@@ -344,7 +343,6 @@ test('build: a pasted Dockerfile with an added file builds, streams its log, is 
   await shot(page, 'build-cached');
   await page.emulateMedia({ colorScheme: 'dark' });
   await shot(page, 'build-dark');
-  void status;
   assert.deepEqual(problems, []);
   await context.close();
 });

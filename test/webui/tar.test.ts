@@ -93,3 +93,10 @@ test('writeTar output is read by GNU tar: names (also longer than 100 bytes), co
   assert.equal(readFileSync(join(x, longName)).length, 1025);
   assert.deepEqual(read(bytes, 100).map((e) => [e.name, e.size]), [['a.txt', 6], [longName, 1025], ['empty', 0]]);
 });
+
+test('a global PAX header applies to no single entry: it does not rename the one after it', () => {
+  // GNU tar puts `keyword=value` pax options into a global ('g') header.
+  const bytes = execFileSync('tar', ['-C', join(dir, 'src'), '--format=pax', '--pax-option=path=renamed.txt', '-cf', '-', 'hello.txt']);
+  assert.ok(bytes.includes(Buffer.from('path=renamed.txt')), 'the archive has the global header');
+  assert.deepEqual(read(bytes, 300).map((e) => [e.name, e.data]), [['hello.txt', 'hello\n']]);
+});

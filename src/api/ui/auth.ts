@@ -103,10 +103,6 @@ export class UiAuth {
     this.sessions.clear();
   }
 
-  get sessionCount(): number {
-    return this.sessions.size;
-  }
-
   private expire(): void {
     const now = this.now();
     for (const [id, s] of this.sessions) if (now - s.lastUsed > IDLE_MS) this.sessions.delete(id);

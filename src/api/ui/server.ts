@@ -20,7 +20,8 @@ import { createServer as createNetServer, isIP, type Server as NetServer, type S
 import { join } from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { UiAssets } from './assets.ts';
-import { SESSION_COOKIE, UiAuth, clearedSessionCookie, sessionCookie, type UiSession } from './auth.ts';
+import { readBody } from '../http.ts';
+import { UiAuth, clearedSessionCookie, sessionCookie } from './auth.ts';
 import type { UiListen } from '../../engine/config.ts';
 import type { Logger } from '../../engine/log.ts';
 
@@ -265,7 +266,7 @@ export class UiServer {
 
   private async login(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (!this.originAllowed(req)) { this.sendText(res, 403, 'cross-origin sign-in refused'); return; }
-    const body = await readSmallBody(req, 4096);
+    const body = (await readBody(req, 4096)).toString('utf8');
     const type = String(req.headers['content-type'] ?? '');
     let token = '';
     if (type.startsWith('application/json')) {
@@ -328,11 +329,11 @@ export class UiServer {
       return;
     }
     const [, kind, id] = m;
-    this.ws.handleUpgrade(req, socket, head, (client) => this.bridge(client, kind as 'exec' | 'attach', id, url.searchParams, session));
+    this.ws.handleUpgrade(req, socket, head, (client) => this.bridge(client, kind as 'exec' | 'attach', id, url.searchParams));
   }
 
   /** Joins a browser websocket to the API's hijacked exec/attach stream (raw bytes both ways). */
-  private bridge(client: WebSocket, kind: 'exec' | 'attach', id: string, params: URLSearchParams, _session: UiSession): void {
+  private bridge(client: WebSocket, kind: 'exec' | 'attach', id: string, params: URLSearchParams): void {
     let path: string;
     let body = '';
     if (kind === 'exec') {
@@ -396,18 +397,3 @@ function copyResponseHeaders(headers: IncomingHttpHeaders, res: ServerResponse):
   }
 }
 
-function readSmallBody(req: IncomingMessage, limit: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let size = 0;
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > limit) { reject(new UiServerError('request body too large')); req.destroy(); return; }
-      chunks.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}
-
-export { SESSION_COOKIE };

@@ -83,7 +83,7 @@ export class TarReader {
   /** Data bytes of the current entry still to come, then padding to 512. */
   private remaining = 0;
   private padding = 0;
-  private meta?: { kind: 'pax' | 'longname' | 'longlink'; size: number; parts: Uint8Array[]; got: number };
+  private meta?: { kind: 'pax' | 'global' | 'longname' | 'longlink'; parts: Uint8Array[] };
   private pax: Record<string, string> = {};
   private longName?: string;
   private longLink?: string;
@@ -93,7 +93,7 @@ export class TarReader {
   constructor(private readonly h: TarHandlers) {}
 
   push(chunk: Uint8Array): void {
-    let data = this.buf.length ? concat(this.buf, chunk) : chunk;
+    const data = this.buf.length ? concat(this.buf, chunk) : chunk;
     let off = 0;
     while (!this.ended) {
       if (this.remaining > 0) {
@@ -102,7 +102,6 @@ export class TarReader {
         const part = data.subarray(off, off + n);
         if (this.meta) {
           this.meta.parts.push(part.slice());
-          this.meta.got += n;
         } else if (this.wantData && this.entry) {
           this.h.onData?.(this.entry, part);
         }
@@ -125,7 +124,6 @@ export class TarReader {
       off += 512;
     }
     this.buf = off < data.length ? data.slice(off) : new Uint8Array(0);
-    data = this.buf;
   }
 
   private finishEntry(): void {
@@ -133,6 +131,7 @@ export class TarReader {
       const m = this.meta;
       this.meta = undefined;
       const all = concatAll(m.parts);
+      if (m.kind === 'global') return;
       if (m.kind === 'pax') this.pax = { ...this.pax, ...parsePax(all) };
       else if (m.kind === 'longname') this.longName = str(all, 0, all.length);
       else this.longLink = str(all, 0, all.length);
@@ -160,9 +159,8 @@ export class TarReader {
     if (flag === 'x' || flag === 'L' || flag === 'K' || flag === 'g') {
       this.remaining = size;
       this.padding = blocks - size;
-      this.meta = { kind: flag === 'x' ? 'pax' : flag === 'L' ? 'longname' : flag === 'K' ? 'longlink' : 'pax', size, parts: [], got: 0 };
-      if (flag === 'g') this.meta.parts = []; // global headers: read and ignored below
-      if (flag === 'g') this.meta.kind = 'pax';
+      // Global PAX headers ('g', e.g. git archive's commit comment) are read and dropped.
+      this.meta = { kind: flag === 'x' ? 'pax' : flag === 'g' ? 'global' : flag === 'L' ? 'longname' : 'longlink', parts: [] };
       if (size === 0) this.finishEntry();
       return;
     }
